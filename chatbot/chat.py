@@ -1,0 +1,175 @@
+"""Blueprint "chat": the chat pages, sending a message, and the reply's event stream."""
+
+from contextlib import closing
+
+from flask import (Blueprint, Response, abort, current_app, make_response, redirect, render_template,
+                   request, stream_with_context, url_for)
+from markupsafe import escape
+
+from .auth import current_conversations, user_required
+from .conversations import NotFound
+from .llm import get_llm
+from .replies import Settings, reset_reply, run_reply
+
+bp = Blueprint("chat", __name__)
+
+
+def is_fragment_request():
+    """True for htmx requests aimed at the chat pane, which get a fragment instead of a page."""
+    return request.headers.get("HX-Target") == "chat"
+
+
+def _page_or_fragment(template, fragment, **context):
+    conversations = current_conversations()
+    context.setdefault("entries", conversations.index())
+    context.setdefault("models", get_llm().models)
+    conversation = context.get("conversation")
+    context["current_id"] = conversation.id if conversation else None
+    context["oob_sidebar"] = is_fragment_request()
+    name = fragment if is_fragment_request() else template
+    response = make_response(render_template(name, **context))
+    response.vary.add("HX-Target")
+    return response
+
+
+def _load(conversations, cid, mid=None):
+    try:
+        conversation = conversations.get(cid)
+        message = conversation.message(mid) if mid else None
+    except NotFound:
+        abort(404)
+    return conversation, message
+
+
+def _read_message():
+    """Validate the composer's fields; return (text, model, error, status)."""
+    text = request.form.get("text", "").strip()
+    model = request.form.get("model") or get_llm().models[0]
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if not text:
+        return text, model, "Type a message first.", 400
+    if len(text) > limit:
+        return text, model, f"That message is {len(text):,} characters; the limit is {limit:,}.", 413
+    if model not in get_llm().models:
+        return text, model, "Pick a model from the list.", 400
+    return text, model, None, 200
+
+
+def _composer_error(message, status, conversation=None):
+    if request.headers.get("HX-Request") == "true":
+        response = make_response(render_template("_composer_error.html", error=message), status)
+        response.headers["HX-Retarget"] = "#composer-error"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    return _page_or_fragment("chat.html", "_conversation.html", conversation=conversation,
+                             error=message, draft=request.form.get("text", "")), status
+
+
+def _finish_without_javascript(conversations, conversation, reply):
+    """No JavaScript: wait for the whole reply, then show the conversation again."""
+    events = run_reply(conversations, get_llm(), conversation.id, reply.id, Settings.from_config(current_app.config))
+    for _ in events:
+        pass
+    return redirect(url_for("chat.conversation", cid=conversation.id, _anchor=f"m-{reply.id}"), 303)
+
+
+@bp.get("/")
+@user_required
+def index():
+    """Open the most recent conversation, or a new chat when there is none."""
+    entries = current_conversations().index()
+    if entries:
+        return redirect(url_for("chat.conversation", cid=entries[0]["id"]))
+    return _page_or_fragment("chat.html", "_conversation.html", conversation=None, entries=entries)
+
+
+@bp.get("/new")
+@user_required
+def new():
+    """An empty chat; the conversation is created by its first message."""
+    return _page_or_fragment("chat.html", "_conversation.html", conversation=None)
+
+
+@bp.post("/new")
+@user_required
+def start():
+    """Create a conversation from its first message."""
+    text, model, error, status = _read_message()
+    if error:
+        return _composer_error(error, status)
+    conversations = current_conversations()
+    conversation, reply = conversations.start(text, model)
+    if request.headers.get("HX-Request") != "true":
+        return _finish_without_javascript(conversations, conversation, reply)
+    response = _page_or_fragment("chat.html", "_conversation.html", conversation=conversation)
+    response.headers["HX-Push-Url"] = url_for("chat.conversation", cid=conversation.id)
+    return response
+
+
+@bp.get("/c/<cid>")
+@user_required
+def conversation(cid):
+    """A conversation: the whole page, or the chat pane for htmx."""
+    conversation, _ = _load(current_conversations(), cid)
+    return _page_or_fragment("chat.html", "_conversation.html", conversation=conversation)
+
+
+@bp.post("/c/<cid>/messages")
+@user_required
+def send(cid):
+    """Add the user's message; answer with it and a reply bubble that streams."""
+    conversations = current_conversations()
+    conversation, _ = _load(conversations, cid)
+    text, model, error, status = _read_message()
+    if error:
+        return _composer_error(error, status, conversation)
+    conversation, reply = conversations.add_exchange(cid, text, model)
+    if request.headers.get("HX-Request") != "true":
+        return _finish_without_javascript(conversations, conversation, reply)
+    return render_template("_exchange.html", conversation=conversation, messages=conversation.messages[-2:])
+
+
+@bp.post("/c/<cid>/messages/<mid>/retry")
+@user_required
+def retry(cid, mid):
+    """Ask the model again for a reply that failed or was stopped."""
+    conversations = current_conversations()
+    _load(conversations, cid, mid)
+    conversation = reset_reply(conversations, cid, mid)
+    if request.headers.get("HX-Request") != "true":
+        return _finish_without_javascript(conversations, conversation, conversation.message(mid))
+    return render_template("_message.html", conversation=conversation, message=conversation.message(mid))
+
+
+def _event(kind, data):
+    lines = str(data).split("\n")
+    return f"event: {kind}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+@bp.get("/c/<cid>/messages/<mid>/stream")
+@user_required
+def stream(cid, mid):
+    """Server-Sent Events: each piece of the reply, then its rendered form, the title, and done."""
+    conversations = current_conversations()
+    conversation, message = _load(conversations, cid, mid)
+    if message.role != "assistant":
+        abort(404)
+    events = run_reply(conversations, get_llm(), cid, mid, Settings.from_config(current_app.config))
+
+    def generate():
+        with closing(events):
+            for kind, value in events:
+                if kind == "token":
+                    yield _event("token", escape(value))
+                elif kind == "heartbeat":
+                    yield ": heartbeat\n\n"
+                elif kind == "final":
+                    yield _event("final", render_template("_message.html", conversation=conversation,
+                                                          message=value))
+                elif kind == "title":
+                    yield _event("title", render_template("_conversation_list.html",
+                                                          entries=conversations.index(), current_id=cid))
+        yield _event("done", "")
+
+    return Response(stream_with_context(generate()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,221 @@
+"""The domain: conversations and their messages, stored as JSON documents in a Store.
+
+Keys (the same in every backend):
+    users/{uid}/index.json                [{id, title, updated_at, model}], newest first
+    users/{uid}/conversations/{cid}.json  the whole conversation
+"""
+
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from .storage import read_json, update_json
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16}$")
+
+# A reply's life: pending (asked for) -> streaming (a worker claimed it) ->
+# done | error | stopped (what was generated is kept).
+PENDING, STREAMING, DONE, ERROR, STOPPED = "pending", "streaming", "done", "error", "stopped"
+FINISHED = (DONE, ERROR, STOPPED)
+
+
+class NotFound(Exception):
+    """No such conversation or message for this user."""
+
+
+def new_id():
+    """Return a random, URL-safe id of 16 characters."""
+    return secrets.token_urlsafe(12)
+
+
+def is_valid_id(value):
+    """True when value has the shape of an id this app generates."""
+    return bool(ID_PATTERN.match(value or ""))
+
+
+def now():
+    """The current UTC time as an ISO 8601 string that sorts chronologically."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Message:
+    """One turn: the user's text or the assistant's reply."""
+
+    id: str
+    role: str
+    content: str
+    created_at: str
+    status: str = DONE
+    model: str | None = None
+    error: str | None = None
+    claimed_at: str | None = None
+
+    @property
+    def finished(self):
+        """True when nothing more will be written to this message."""
+        return self.status in FINISHED
+
+
+@dataclass
+class Conversation:
+    """A conversation with its messages, as stored."""
+
+    id: str
+    model: str
+    created_at: str
+    updated_at: str
+    title: str | None = None
+    title_source: str | None = None  # "auto" (generated) or "user" (renamed)
+    messages: list[Message] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, document):
+        """Build from a stored JSON document."""
+        fields = dict(document)
+        fields["messages"] = [Message(**message) for message in document.get("messages", [])]
+        return cls(**fields)
+
+    def to_dict(self):
+        """The JSON document to store."""
+        return asdict(self)
+
+    def message(self, mid):
+        """Return the message with id mid or raise NotFound."""
+        for message in self.messages:
+            if message.id == mid:
+                return message
+        raise NotFound(mid)
+
+    def history_before(self, mid):
+        """The turns the model sees when answering message mid: finished, non-empty ones."""
+        turns = []
+        for message in self.messages:
+            if message.id == mid:
+                break
+            if message.role == "user" or (message.status in (DONE, STOPPED) and message.content):
+                turns.append({"role": message.role, "content": message.content})
+        return turns
+
+    @property
+    def first_user_text(self):
+        """The first thing the user said, or an empty string."""
+        return next((message.content for message in self.messages if message.role == "user"), "")
+
+    def index_entry(self):
+        """The summary the sidebar lists."""
+        return {"id": self.id, "title": self.title, "updated_at": self.updated_at, "model": self.model}
+
+
+def _exchange(text, model):
+    """A user message and the pending assistant reply that answers it."""
+    stamp = now()
+    return [
+        Message(id=new_id(), role="user", content=text, created_at=stamp),
+        Message(id=new_id(), role="assistant", content="", created_at=stamp, status=PENDING, model=model),
+    ]
+
+
+class Conversations:
+    """One user's conversations in a Store. Every write is a compare-and-swap."""
+
+    def __init__(self, store, uid):
+        if not is_valid_id(uid):
+            raise ValueError("invalid user id")
+        self.store = store
+        self.uid = uid
+
+    def _index_key(self):
+        return f"users/{self.uid}/index.json"
+
+    def _key(self, cid):
+        if not is_valid_id(cid):
+            raise NotFound(cid)
+        return f"users/{self.uid}/conversations/{cid}.json"
+
+    def index(self):
+        """The sidebar's list of {id, title, updated_at, model}, newest first (one read)."""
+        entries, _ = read_json(self.store, self._index_key())
+        return entries or []
+
+    def get(self, cid):
+        """Return the conversation or raise NotFound."""
+        document, _ = read_json(self.store, self._key(cid))
+        if document is None:
+            raise NotFound(cid)
+        return Conversation.from_dict(document)
+
+    def start(self, text, model):
+        """Create a conversation whose first message is text; return it and its pending reply."""
+        stamp = now()
+        conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp,
+                                    messages=_exchange(text, model))
+
+        def create(existing):
+            if existing is not None:  # a 96-bit id collided: vanishingly unlikely, never overwrite
+                raise RuntimeError("conversation id collision")
+            return conversation.to_dict()
+
+        update_json(self.store, self._key(conversation.id), create)
+        self._index_upsert(conversation)
+        return conversation, conversation.messages[-1]
+
+    def add_exchange(self, cid, text, model):
+        """Append the user's text and a pending reply; return (conversation, reply)."""
+        added = _exchange(text, model)
+
+        def append(conversation):
+            conversation.model = model
+            conversation.messages.extend(added)
+
+        conversation = self.update(cid, append)
+        return conversation, added[-1]
+
+    def update(self, cid, change):
+        """Apply change(conversation) -> False to skip the write; return the result.
+
+        The change is re-applied on a concurrent write, so it must depend only
+        on the conversation it is given.
+        """
+        changed = False
+
+        def apply(document):
+            nonlocal changed
+            if document is None:
+                raise NotFound(cid)
+            conversation = Conversation.from_dict(document)
+            changed = change(conversation) is not False
+            if not changed:
+                return None
+            conversation.updated_at = now()
+            return conversation.to_dict()
+
+        conversation = Conversation.from_dict(update_json(self.store, self._key(cid), apply))
+        if changed:
+            self._index_upsert(conversation)
+        return conversation
+
+    def delete(self, cid):
+        """Remove a conversation and its index entry."""
+        self.get(cid)
+        self.store.delete(self._key(cid))
+        update_json(self.store, self._index_key(),
+                    lambda entries: [entry for entry in entries or [] if entry["id"] != cid])
+
+    def _index_upsert(self, conversation):
+        # Written after the conversation, so a crash in between leaves the
+        # index stale, never pointing at nothing; the next write repairs it.
+        entry = conversation.index_entry()
+
+        def upsert(entries):
+            entries = entries or []
+            if any(existing["id"] == entry["id"] and existing["updated_at"] >= entry["updated_at"]
+                   for existing in entries):
+                return None  # a newer write already updated it
+            entries = [existing for existing in entries if existing["id"] != entry["id"]]
+            entries.append(entry)
+            entries.sort(key=lambda item: item["updated_at"], reverse=True)
+            return entries
+
+        update_json(self.store, self._index_key(), upsert)

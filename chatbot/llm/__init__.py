@@ -1,0 +1,80 @@
+"""Language models: one interface, two backends (Hugging Face, a local llama.cpp model).
+
+A backend has `models` (the names a user may pick, the first is the default),
+`stream(messages, model, **params)` yielding text pieces and
+`complete(messages, model, **params)` returning a string. Failures are raised
+as the LLMError subclasses below, whose `user_message` the chat shows.
+"""
+
+import logging
+
+from flask import current_app
+
+logger = logging.getLogger(__name__)
+
+
+class LLMError(Exception):
+    """The model could not answer; user_message says what the user can do."""
+
+    user_message = "The model could not answer. Please try again."
+
+    def __init__(self, detail="", user_message=None):
+        super().__init__(detail or self.user_message)
+        if user_message:
+            self.user_message = user_message
+
+
+class RateLimited(LLMError):
+    """Too many requests; retry_after is in seconds when the server said."""
+
+    def __init__(self, detail="", retry_after=None):
+        self.retry_after = retry_after
+        wait = f"in {retry_after} seconds" if retry_after else "in a minute"
+        super().__init__(detail, f"The model is receiving too many requests. Please retry {wait}.")
+
+
+class Unavailable(LLMError):
+    """The model server is down, loading or unreachable."""
+
+    user_message = "The model is unavailable right now (it may be loading). Please retry shortly."
+
+
+class TimedOut(LLMError):
+    """The model took too long to answer."""
+
+    user_message = "The model took too long to answer. Please retry."
+
+
+class Rejected(LLMError):
+    """The request was refused: bad token, no access, or an invalid request."""
+
+    user_message = "The model service refused the request. The operator should check the token and model name."
+
+
+def create_backend(config):
+    """Return the backend the configuration selects."""
+    if config["LLM_BACKEND"] == "huggingface":
+        from .huggingface import HuggingFaceLLM
+
+        return HuggingFaceLLM(
+            models=config["CHATBOT_MODELS"],
+            token=config["HF_TOKEN"],
+            base_url=config["HF_BASE_URL"],
+            provider=config["HF_PROVIDER"],
+            timeout=config["HF_TIMEOUT"],
+        )
+    from .local import LocalLLM
+
+    return LocalLLM(model_path=config["LOCAL_MODEL_PATH"])
+
+
+def init_app(app):
+    """Bind the configured backend to the app; a local model loads on first use."""
+    backend = create_backend(app.config)
+    app.extensions["llm"] = backend
+    logger.info("LLM backend %s, models: %s", app.config["LLM_BACKEND"], ", ".join(backend.models))
+
+
+def get_llm():
+    """Return the current app's LLM backend."""
+    return current_app.extensions["llm"]

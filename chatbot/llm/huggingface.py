@@ -1,0 +1,79 @@
+"""The Hugging Face backend: huggingface_hub.InferenceClient, streamed chat completions.
+
+With HF_BASE_URL the same client talks to any OpenAI-compatible server (TGI,
+vLLM, llama.cpp, an Inference Endpoint); with HF_PROVIDER, to an Inference
+Provider through Hugging Face's router.
+"""
+
+import httpx2
+from huggingface_hub import InferenceClient
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
+
+from ..config import DEFAULT_HF_MODELS
+from . import LLMError, RateLimited, Rejected, TimedOut, Unavailable
+
+
+def _retry_after(response):
+    value = response.headers.get("retry-after", "")
+    return int(value) if value.isdigit() else None
+
+
+def translate(error):
+    """Map an exception from huggingface_hub or httpx2 to one of the LLMError types."""
+    if isinstance(error, InferenceTimeoutError | httpx2.TimeoutException):
+        return TimedOut(str(error))
+    if isinstance(error, HfHubHTTPError):
+        status = error.response.status_code
+        if status == 429:
+            return RateLimited(str(error), retry_after=_retry_after(error.response))
+        if status in (401, 403):
+            return Rejected(str(error), "The model service rejected the access token. "
+                                        "The operator must set a valid HF_TOKEN.")
+        if status in (400, 404, 422):
+            return Rejected(str(error), "The model service could not run this request "
+                                        "(unknown model, or the conversation is too long).")
+        return Unavailable(str(error))
+    if isinstance(error, TextGenerationError):  # an error event in the middle of a stream
+        return Unavailable(str(error), "The model stopped with an error before finishing.")
+    if isinstance(error, httpx2.TransportError):
+        return Unavailable(str(error), "The model server cannot be reached right now. Please retry shortly.")
+    return LLMError(str(error))
+
+
+class HuggingFaceLLM:
+    """Chat completions from the Hugging Face Inference API or an OpenAI-compatible server."""
+
+    def __init__(self, models=(), token=None, base_url=None, provider=None, timeout=60.0):
+        self.models = list(models) or list(DEFAULT_HF_MODELS)
+        self.token = token
+        self.base_url = base_url
+        self.provider = provider
+        self.timeout = timeout
+
+    def _client(self):
+        # A client per call is cheap (the HTTP connection pool is huggingface_hub's
+        # shared session); closing it is what closes an abandoned stream's
+        # response, so the server stops generating.
+        if self.base_url:
+            return InferenceClient(base_url=self.base_url, token=self.token, timeout=self.timeout)
+        return InferenceClient(provider=self.provider, token=self.token, timeout=self.timeout)
+
+    def stream(self, messages, model=None, temperature=0.5, top_p=0.7, max_tokens=1024, seed=None):
+        """Yield the reply's text pieces as the server streams them."""
+        model = model or self.models[0]
+        try:
+            with self._client() as client:
+                chunks = client.chat_completion(
+                    messages, model=model, stream=True, temperature=temperature, top_p=top_p,
+                    max_tokens=max_tokens, seed=seed,
+                )
+                for chunk in chunks:
+                    piece = chunk.choices[0].delta.content if chunk.choices else None
+                    if piece:
+                        yield piece
+        except (HfHubHTTPError, TextGenerationError, httpx2.HTTPError, OSError) as error:
+            raise translate(error) from error
+
+    def complete(self, messages, model=None, **params):
+        """Return the whole reply as one string."""
+        return "".join(self.stream(messages, model, **params))

@@ -1,0 +1,61 @@
+"""Markdown to safe HTML: model output is untrusted, so it is rendered, then cleaned."""
+
+import threading
+from functools import partial
+
+import bleach
+import markdown
+from bleach.linkifier import LinkifyFilter
+from markupsafe import Markup
+
+EXTENSIONS = ["pymdownx.superfences", "codehilite", "tables", "sane_lists"]
+EXTENSION_CONFIGS = {
+    "codehilite": {"css_class": "highlight", "guess_lang": False},
+    "tables": {"use_align_attribute": True},
+}
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4",
+    "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table",
+    "tbody", "td", "th", "thead", "tr", "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": ["href", "title", "rel"],
+    "abbr": ["title"],
+    "code": ["class"],
+    "div": ["class"],
+    "span": ["class"],
+    "th": ["align"],
+    "td": ["align"],
+    "ol": ["start"],
+}
+ALLOWED_PROTOCOLS = {"http", "https", "mailto"}
+
+
+def _safe_rel(attrs, new=False):
+    """Every link leaves with rel="nofollow noopener"."""
+    attrs[(None, "rel")] = "nofollow noopener"
+    return attrs
+
+
+# bleach's Cleaner is not thread-safe: one per thread.
+_local = threading.local()
+
+
+def _cleaner():
+    if not hasattr(_local, "cleaner"):
+        _local.cleaner = bleach.Cleaner(
+            tags=ALLOWED_TAGS,
+            attributes=ALLOWED_ATTRIBUTES,
+            protocols=ALLOWED_PROTOCOLS,
+            strip=True,
+            filters=[partial(LinkifyFilter, callbacks=[_safe_rel], skip_tags={"pre", "code"})],
+        )
+    return _local.cleaner
+
+
+def render_markdown(text):
+    """Return the Markdown text as sanitised HTML, safe to put in a page."""
+    html = markdown.markdown(text, extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS,
+                             output_format="html")
+    return Markup(_cleaner().clean(html))

@@ -1,0 +1,231 @@
+"""Running the model for a pending reply: claim it, stream it, save it, title the conversation.
+
+Nothing here knows about HTTP; chat.py turns the events into Server-Sent Events
+(or, without JavaScript, waits for the last one).
+"""
+
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from .conversations import DONE, ERROR, PENDING, STOPPED, STREAMING, now
+from .llm import LLMError
+
+TITLE_PROMPT = "Give this conversation a descriptive, 5-word title with no emojis"
+TITLE_WORDS = 6
+HEARTBEAT_SECONDS = 10
+# A claim older than this belongs to a worker that died: another may take it over.
+STALE_CLAIM = timedelta(minutes=10)
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class Settings:
+    """What shapes a model call, from the app's configuration."""
+
+    temperature: float = 0.5
+    top_p: float = 0.7
+    max_tokens: int = 1024
+    context_chars: int = 12000
+    system_prompt: str | None = None
+    seed: int | None = None
+
+    @classmethod
+    def from_config(cls, config):
+        """Read the settings from a Flask config mapping."""
+        return cls(temperature=config["TEMPERATURE"], top_p=config["TOP_P"],
+                   max_tokens=config["MAX_TOKENS"], context_chars=config["CONTEXT_CHARS"],
+                   system_prompt=config["SYSTEM_PROMPT"], seed=config.get("LLM_SEED"))
+
+    def params(self):
+        """Keyword arguments for LLM.stream()."""
+        return {"temperature": self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_tokens, "seed": self.seed}
+
+
+def build_prompt(history, model, settings):
+    """The messages sent to the model: the newest turns that fit the budget, and the system prompt.
+
+    The oldest turns are dropped first; the last (the question) is always kept.
+    Some models (Gemma) refuse a system role, so for them the system prompt
+    is folded into the first user turn.
+    """
+    kept, used = [], 0
+    for turn in reversed(history):
+        used += len(turn["content"])
+        if kept and used > settings.context_chars:
+            break
+        kept.append(dict(turn))
+    kept.reverse()
+    while kept and kept[0]["role"] != "user":  # a chat template wants the user first
+        kept.pop(0)
+    if settings.system_prompt:
+        if "gemma" in (model or "").lower():
+            kept[0]["content"] = f"{settings.system_prompt}\n\n{kept[0]['content']}"
+        else:
+            kept.insert(0, {"role": "system", "content": settings.system_prompt})
+    return kept
+
+
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
+_THINK = re.compile(r"<think>.*?(</think>|$)", re.S | re.I)
+
+
+def clean_title(text):
+    """Make a model's title answer short and plain: no quotes, emojis, labels or final dot."""
+    text = _THINK.sub("", text or "")
+    text = _EMOJI.sub("", text)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    text = re.sub(r"^(title|conversation title)\s*:\s*", "", text, flags=re.I)
+    text = text.replace("*", "").replace("#", "").strip(" \"'`“”‘’")
+    words = text.split()[:TITLE_WORDS]
+    return " ".join(words).rstrip(".,;:!?-").strip(" \"'`“”‘’")
+
+
+def fallback_title(user_text):
+    """The first words of the user's message, when the model gives no usable title."""
+    words = user_text.split()[:TITLE_WORDS]
+    title = " ".join(words)
+    return (title[:60] + "…") if len(title) > 60 else title or "New chat"
+
+
+def make_title(llm, model, user_text, reply_text, settings):
+    """Ask the model for a title of the first exchange; fall back to the user's first words."""
+    messages = [
+        {"role": "user", "content": user_text[:2000]},
+        {"role": "assistant", "content": reply_text[:2000]},
+        {"role": "user", "content": TITLE_PROMPT},
+    ]
+    try:
+        answer = llm.complete(messages, model, temperature=0.2, top_p=settings.top_p, max_tokens=24,
+                              seed=settings.seed)
+    except LLMError:
+        answer = ""
+    return clean_title(answer) or fallback_title(user_text)
+
+
+def _is_stale(message):
+    if not message.claimed_at:
+        return True
+    claimed = datetime.fromisoformat(message.claimed_at)
+    return datetime.now(timezone.utc) - claimed > STALE_CLAIM
+
+
+def _produce(llm, messages, model, params, pieces, cancel):
+    """Run in a thread: put each piece on the queue, then None, or the LLMError raised."""
+    stream = llm.stream(messages, model, **params)
+    try:
+        for piece in stream:
+            if cancel.is_set():
+                break
+            pieces.put(piece)
+        pieces.put(None)
+    except LLMError as error:
+        pieces.put(error)
+    except Exception as error:  # an unexpected failure must still end the reply, and be logged
+        pieces.put(LLMError(repr(error)))
+        raise
+    finally:
+        stream.close()  # abandons the model call (closes the HTTP stream / stops llama.cpp)
+
+
+def run_reply(conversations, llm, cid, mid, settings, cancel=None):
+    """Generate the pending reply mid of conversation cid; yield events as they happen.
+
+    Events are (kind, value) pairs: ("token", text), ("heartbeat", None),
+    ("final", Message) and then, for a new conversation, ("title", Conversation).
+    A reply that already exists is yielded at once and the model is not run
+    again; one being generated by another worker is waited for. When the
+    consumer goes away (GeneratorExit) or cancel is set, what was generated is
+    saved as stopped.
+    """
+    cancel = cancel or threading.Event()
+    claimed = False
+
+    def claim(conversation):
+        nonlocal claimed
+        message = conversation.message(mid)
+        if message.role != "assistant":
+            return False
+        if message.status == PENDING or (message.status == STREAMING and _is_stale(message)):
+            message.status, message.claimed_at, message.content, message.error = STREAMING, now(), "", None
+            claimed = True
+            return True
+        claimed = False
+        return False
+
+    conversation = conversations.update(cid, claim)
+    if not claimed:
+        message = conversation.message(mid)
+        while message.status == STREAMING:
+            time.sleep(POLL_SECONDS)
+            message = conversations.get(cid).message(mid)
+            yield "heartbeat", None
+        yield "final", message
+        return
+
+    message = conversation.message(mid)
+    prompt = build_prompt(conversation.history_before(mid), message.model, settings)
+    pieces = queue.Queue()
+    producer = threading.Thread(
+        target=_produce, args=(llm, prompt, message.model, settings.params(), pieces, cancel), daemon=True
+    )
+    producer.start()
+    parts, status, error = [], STOPPED, None
+    try:
+        while True:
+            try:
+                piece = pieces.get(timeout=HEARTBEAT_SECONDS)
+            except queue.Empty:
+                yield "heartbeat", None
+                continue
+            if piece is None:
+                status = STOPPED if cancel.is_set() else DONE
+                break
+            if isinstance(piece, LLMError):
+                status, error = ERROR, piece.user_message
+                break
+            parts.append(piece)
+            yield "token", piece
+    finally:
+        # Runs on success, on error and when the client went away mid-stream.
+        cancel.set()
+        final = _save(conversations, cid, mid, "".join(parts), status, error)
+    yield "final", final.message(mid)
+
+    if final.title is None and status == DONE:
+        title = make_title(llm, message.model, final.first_user_text, "".join(parts), settings)
+        titled = conversations.update(cid, lambda conversation: _set_auto_title(conversation, title))
+        yield "title", titled
+
+
+def _save(conversations, cid, mid, content, status, error):
+    def finish(conversation):
+        message = conversation.message(mid)
+        message.content, message.status, message.error, message.claimed_at = content, status, error, None
+
+    return conversations.update(cid, finish)
+
+
+def _set_auto_title(conversation, title):
+    if conversation.title is not None:  # never overwrite a title, least of all one the user set
+        return False
+    conversation.title, conversation.title_source = title, "auto"
+    return True
+
+
+def reset_reply(conversations, cid, mid):
+    """Make a finished reply pending again (retry / regenerate); return the conversation."""
+
+    def reset(conversation):
+        message = conversation.message(mid)
+        if message.role != "assistant" or message.status in (PENDING, STREAMING):
+            return False
+        message.status, message.content, message.error = PENDING, "", None
+        return True
+
+    return conversations.update(cid, reset)

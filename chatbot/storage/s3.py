@@ -1,0 +1,109 @@
+"""The S3 Store: one object per key under s3://bucket/prefix, through boto3."""
+
+import threading
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .base import Conflict, Store, StorageUnavailable, check_key
+
+# Fail within seconds when S3 is down, rather than holding a worker thread.
+CLIENT_CONFIG = Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"mode": "standard", "max_attempts": 3},
+)
+NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+
+
+class S3Store(Store):
+    """Objects in one bucket under a prefix; conditional writes with IfMatch / IfNoneMatch."""
+
+    def __init__(self, bucket, prefix="", endpoint_url=None):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint_url = endpoint_url
+        self.url = f"s3://{bucket}/{self.prefix}"
+        self._client = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self):
+        """The boto3 client, created once; boto3 clients are safe to share across threads."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = boto3.session.Session().client(
+                        "s3", endpoint_url=self.endpoint_url, config=CLIENT_CONFIG
+                    )
+        return self._client
+
+    def _key(self, key):
+        return self.prefix + check_key(key)
+
+    def _call(self, operation, **params):
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, **params)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in NOT_FOUND:
+                return None
+            if code in CONFLICT:
+                raise Conflict(params.get("Key", "")) from error
+            raise StorageUnavailable(f"S3 {operation} failed: {code or error}") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable(f"S3 {operation} failed: {error}") from error
+
+    def read(self, key):
+        """Return (data, etag) or None."""
+        response = self._call("get_object", Key=self._key(key))
+        if response is None:
+            return None
+        try:
+            data = response["Body"].read()
+        except BotoCoreError as error:
+            raise StorageUnavailable(f"S3 read failed: {error}") from error
+        return data, response["ETag"]
+
+    def write(self, key, data, *, version=None, create=False):
+        """put_object with IfMatch=version or IfNoneMatch='*'."""
+        conditions = {}
+        if version is not None:
+            conditions["IfMatch"] = version
+        elif create:
+            conditions["IfNoneMatch"] = "*"
+        response = self._call(
+            "put_object", Key=self._key(key), Body=data, ContentType="application/json", **conditions
+        )
+        if response is None:  # a 404 on a conditional put: the object went away meanwhile
+            raise Conflict(key)
+        return response["ETag"]
+
+    def delete(self, key):
+        """delete_object; S3 treats a missing key as success."""
+        self._call("delete_object", Key=self._key(key))
+
+    def create_bucket(self):
+        """Create the bucket; return False when it already exists and is ours."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return False
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in NOT_FOUND:
+                raise StorageUnavailable(f"S3 head_bucket failed: {error}") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable(f"S3 head_bucket failed: {error}") from error
+        self._call("create_bucket")
+        return True
+
+    def keys(self, prefix=""):
+        """Yield keys under prefix, without this store's own prefix."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"][len(self.prefix):]
+        except (ClientError, BotoCoreError) as error:
+            raise StorageUnavailable(f"S3 list failed: {error}") from error

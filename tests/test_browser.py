@@ -1,0 +1,90 @@
+"""The chat in a real browser: Playwright driving Debian's Chromium against the app over HTTP."""
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import LiveServer, make_app
+
+
+@pytest.fixture
+def live_app(tmp_path, local_llm):
+    with LiveServer(make_app(tmp_path, local_llm, MAX_TOKENS=64)) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser, live_app):
+    context = browser.new_context()
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(live_app.url)
+    yield page
+    context.close()
+    assert errors == [], f"console errors: {errors}"
+
+
+def test_send_stream_title_new_chat_and_switch_back(page):
+    composer = page.locator('textarea[name="text"]')
+    composer.fill("Tell me about the moon.")
+    composer.press("Enter")
+
+    expect(page.locator('[data-role="user"]')).to_have_text("Tell me about the moon.")
+    assistant = page.locator('[data-role="assistant"]')
+    # The reply streams: text shows up in the bubble while it is still streaming ...
+    expect(page.locator('[data-role="assistant"][data-status="streaming"] .content')).not_to_be_empty()
+    # ... and is then replaced by its rendered form.
+    expect(assistant).to_have_attribute("data-status", "done", timeout=60_000)
+    expect(assistant.locator(".content.markdown")).not_to_be_empty()
+    expect(composer).to_have_value("")
+
+    entry = page.locator("#sidebar [data-conversation-id]")
+    expect(entry).to_have_count(1)
+    expect(entry).not_to_have_text("New chat", timeout=30_000)
+    title = entry.inner_text().strip()
+    assert 0 < len(title.split()) <= 6
+    conversation_url = page.url
+    assert "/c/" in conversation_url
+
+    page.get_by_role("link", name="New chat").click()
+    expect(page.locator('[data-role="user"]')).to_have_count(0)
+    expect(page.get_by_text("How can I help?")).to_be_visible()
+
+    page.locator("#sidebar [data-conversation-id] a").click()
+    expect(page.locator('[data-role="user"]')).to_have_text("Tell me about the moon.")
+    assert page.url == conversation_url
+
+    page.reload()
+    expect(page.locator('[data-role="user"]')).to_have_text("Tell me about the moon.")
+    expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done")
+    expect(page.locator("#sidebar [data-conversation-id]")).to_have_text(title)
+
+
+def test_shift_enter_makes_a_new_line(page):
+    composer = page.locator('textarea[name="text"]')
+    composer.fill("line one")
+    composer.press("Shift+Enter")
+    composer.type("line two")
+    expect(composer).to_have_value("line one\nline two")
+    expect(page.locator('[data-role="user"]')).to_have_count(0)
+
+
+def test_blank_message_shows_an_inline_error(page):
+    composer = page.locator('textarea[name="text"]')
+    composer.fill("   ")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#composer-error")).to_have_text("Type a message first.")
+    expect(page.locator('[data-role="user"]')).to_have_count(0)
+
+
+def test_chat_works_without_javascript(browser, live_app):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live_app.url)
+    page.locator('textarea[name="text"]').fill("Hello without scripts")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator('[data-role="user"]')).to_have_text("Hello without scripts", timeout=60_000)
+    expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done")
+    expect(page.locator("#sidebar [data-conversation-id]")).to_have_count(1)
+    context.close()

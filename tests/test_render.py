@@ -1,0 +1,31 @@
+"""Model output is untrusted: Markdown is rendered, then cleaned to an allow-list."""
+
+from chatbot.render import render_markdown
+
+
+def test_script_and_event_handlers_are_removed():
+    html = render_markdown('Hi <script>alert(1)</script> <img src=x onerror="alert(2)"> <a href="javascript:alert(3)">x</a>')
+    assert "<script" not in html and "onerror" not in html and "<img" not in html
+    assert "javascript:" not in html
+
+
+def test_links_get_nofollow_noopener():
+    html = render_markdown("See [docs](https://example.org) and https://example.com")
+    assert html.count('rel="nofollow noopener"') == 2
+
+
+def test_fenced_code_is_highlighted_with_pygments_classes():
+    html = render_markdown("```python\ndef f():\n    return 1\n```")
+    assert '<div class="highlight">' in html
+    assert '<span class="k">def</span>' in html
+
+
+def test_tables_and_lists_render():
+    html = render_markdown("| a | b |\n|---|--:|\n| 1 | 2 |\n\n1. one\n2. two")
+    assert "<table>" in html and '<td align="right">2</td>' in html
+    assert "<ol>" in html and "<li>one</li>" in html
+
+
+def test_raw_html_is_escaped_not_rendered_in_code():
+    html = render_markdown("`<b>bold</b>`")
+    assert "&lt;b&gt;" in html
