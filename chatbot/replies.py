@@ -79,8 +79,11 @@ def clean_title(text):
     text = _THINK.sub("", text or "")
     text = _EMOJI.sub("", text)
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):  # "Here is a title:" then the title
+        lines.pop(0)
     text = lines[0] if lines else ""
-    text = re.sub(r"^(title|conversation title)\s*:\s*", "", text, flags=re.I)
+    # "Title: X", "Here's a 5-word descriptive title: X"
+    text = re.sub(r"^[^:]*\btitle\b[^:]*:\s*", "", text, flags=re.I)
     text = text.replace("*", "").replace("#", "").strip(" \"'`“”‘’")
     words = text.split()[:TITLE_WORDS]
     return " ".join(words).rstrip(".,;:!?-").strip(" \"'`“”‘’")

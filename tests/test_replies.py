@@ -10,6 +10,8 @@ from chatbot.replies import Settings, build_prompt, clean_title, fallback_title,
     ("Title: Planning a Trip 🌍 to Rome!", "Planning a Trip to Rome"),
     ("<think>hmm, a title</think>\n**Cooking Pasta At Home**", "Cooking Pasta At Home"),
     ("One two three four five six seven eight", "One two three four five six"),
+    ("Here's a 5-word descriptive title: Reversing Strings in Python", "Reversing Strings in Python"),
+    ("Sure! Here is a title:\n\n'Moon Facts For Curious Minds'", "Moon Facts For Curious Minds"),
     ("", ""),
 ])
 def test_clean_title(answer, title):
