@@ -75,6 +75,12 @@ def _register_error_pages(app):
     @app.errorhandler(storage.StorageError)
     def storage_down(error):
         app.logger.error("storage unavailable: %s", error)
+        if request.method == "POST" and request.headers.get("HX-Request") == "true":
+            # The composer keeps the text; say plainly that it was not sent.
+            message = "Your message was not sent: conversations cannot be reached right now. Please retry."
+            response = app.make_response((render_template("_composer_error.html", error=message), 503))
+            response.headers.update({"HX-Retarget": "#composer-error", "HX-Reswap": "innerHTML"})
+            return response
         return error_page(503, "Conversations cannot be reached right now. Nothing was lost; "
                                "please try again in a moment.")
 

@@ -7,11 +7,14 @@ from flask import (Blueprint, Response, abort, current_app, make_response, redir
 from markupsafe import escape
 
 from .auth import current_conversations, user_required
-from .conversations import NotFound
+from .conversations import ERROR, Message, NotFound
 from .llm import get_llm
 from .replies import Settings, reset_reply, run_reply
+from .storage import StorageError
 
 bp = Blueprint("chat", __name__)
+
+UNSAVED_REPLY = "The reply could not be saved: conversations cannot be reached right now. Please retry."
 
 
 def is_fragment_request():
@@ -157,18 +160,24 @@ def stream(cid, mid):
     events = run_reply(conversations, get_llm(), cid, mid, Settings.from_config(current_app.config))
 
     def generate():
-        with closing(events):
-            for kind, value in events:
-                if kind == "token":
-                    yield _event("token", escape(value))
-                elif kind == "heartbeat":
-                    yield ": heartbeat\n\n"
-                elif kind == "final":
-                    yield _event("final", render_template("_message.html", conversation=conversation,
-                                                          message=value))
-                elif kind == "title":
-                    yield _event("title", render_template("_conversation_list.html",
-                                                          entries=conversations.index(), current_id=cid))
+        try:
+            with closing(events):
+                for kind, value in events:
+                    if kind == "token":
+                        yield _event("token", escape(value))
+                    elif kind == "heartbeat":
+                        yield ": heartbeat\n\n"
+                    elif kind == "final":
+                        yield _event("final", render_template("_message.html", conversation=conversation,
+                                                              message=value))
+                    elif kind == "title":
+                        yield _event("title", render_template("_conversation_list.html",
+                                                              entries=conversations.index(), current_id=cid))
+        except StorageError as error:
+            current_app.logger.error("storage failed during a reply: %s", error)
+            unsaved = Message(id=mid, role="assistant", content="", created_at=message.created_at,
+                              status=ERROR, model=message.model, error=UNSAVED_REPLY)
+            yield _event("final", render_template("_message.html", conversation=conversation, message=unsaved))
         yield _event("done", "")
 
     return Response(stream_with_context(generate()), mimetype="text/event-stream",

@@ -41,6 +41,11 @@ def stream_url(cid, mid):
     return f"/c/{cid}/messages/{mid}/stream"
 
 
+def finish_reply(client, cid, mid):
+    """Read the reply's whole event stream (a stream left unread is a client that went away)."""
+    return parse_events(client.get(stream_url(cid, mid)).text)
+
+
 class FakeLLMThatMustNotRun:
     """A fake model that fails the test if called: proves a saved reply is not generated again."""
 
@@ -126,7 +131,7 @@ def test_stream_sends_tokens_then_rendered_reply_title_and_done(client, app):
 
 def test_stream_of_a_finished_reply_returns_it_without_running_the_model(client, app):
     cid, mid = start_conversation(client)
-    client.get(stream_url(cid, mid))  # generates and saves the reply
+    finish_reply(client, cid, mid)  # generates and saves the reply
     saved = stored_conversations(app)[0]["messages"][1]["content"]
 
     app.extensions["llm"] = FakeLLMThatMustNotRun()
@@ -165,7 +170,7 @@ def test_model_failure_shows_error_with_retry_and_keeps_the_message(client, app)
 def test_retry_after_failure_generates_the_reply(client, app, local_llm):
     app.extensions["llm"] = FakeFailingLLM()
     cid, mid = start_conversation(client)
-    client.get(stream_url(cid, mid))
+    finish_reply(client, cid, mid)
     app.extensions["llm"] = local_llm
     response = client.post(f"/c/{cid}/messages/{mid}/retry", headers=HTMX)
     assert 'data-status="streaming"' in response.text
