@@ -20,6 +20,7 @@ HEARTBEAT_SECONDS = 10
 # A claim older than this belongs to a worker that died: another may take it over.
 STALE_CLAIM = timedelta(minutes=10)
 POLL_SECONDS = 0.5
+EMPTY_REPLY = "The model sent an empty reply (the conversation may be too long for it). Please retry."
 
 
 @dataclass
@@ -188,6 +189,8 @@ def run_reply(conversations, llm, cid, mid, settings, cancel=None):
                 continue
             if piece is None:
                 status = STOPPED if cancel.is_set() else DONE
+                if status == DONE and not "".join(parts).strip():
+                    status, error = ERROR, EMPTY_REPLY
                 break
             if isinstance(piece, LLMError):
                 status, error = ERROR, piece.user_message

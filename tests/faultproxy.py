@@ -28,6 +28,11 @@ class FaultProxy:
         self._listener.close()
         with self._lock:
             for connection in self._connections:
+                try:
+                    # shutdown() wakes a thread blocked in recv() and sends the FIN; close() alone does neither.
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 connection.close()
             self._connections.clear()
 

@@ -88,3 +88,29 @@ def test_chat_works_without_javascript(browser, live_app):
     expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done")
     expect(page.locator("#sidebar [data-conversation-id]")).to_have_count(1)
     context.close()
+
+
+def test_chat_on_s3_with_the_hugging_face_backend(browser, tmp_path, local_llm, llama_server, s3_server,
+                                                   monkeypatch):
+    """The production path: InferenceClient against a model server, conversations in a bucket."""
+    from test_s3 import new_bucket
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
+    bucket = new_bucket(s3_server)
+    app = make_app(tmp_path, local_llm, LLM_BACKEND="huggingface", HF_TOKEN="hf_test",
+                   HF_BASE_URL=llama_server + "/v1", CHATBOT_MODELS=["google/gemma-2-9b-it", "other/model"],
+                   STORAGE_URL=f"s3://{bucket}/chatbot")
+    with LiveServer(app) as server:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(server.url)
+        page.get_by_label("Model").select_option("other/model")
+        page.locator('textarea[name="text"]').fill("Hello from the browser")
+        page.locator('textarea[name="text"]').press("Enter")
+        assistant = page.locator('[data-role="assistant"]')
+        expect(assistant).to_have_attribute("data-status", "done", timeout=60_000)
+        expect(assistant.locator(".model")).to_have_text("other/model")
+        expect(page.locator("#sidebar [data-conversation-id]")).not_to_have_text("New chat", timeout=30_000)
+        context.close()
+    keys = [item["Key"] for item in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert any("/conversations/" in key for key in keys) and any(key.endswith("index.json") for key in keys)

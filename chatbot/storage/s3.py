@@ -95,7 +95,10 @@ class S3Store(Store):
                 raise StorageUnavailable(f"S3 head_bucket failed: {error}") from error
         except BotoCoreError as error:
             raise StorageUnavailable(f"S3 head_bucket failed: {error}") from error
-        self._call("create_bucket")
+        region = self.client.meta.region_name
+        location = {} if region in (None, "us-east-1") else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        self._call("create_bucket", **location)
         return True
 
     def keys(self, prefix=""):
