@@ -1,5 +1,7 @@
 """Blueprint "chat": the chat pages, sending a message, and the reply's event stream."""
 
+import json
+import re
 from contextlib import closing
 
 from flask import (Blueprint, Response, abort, current_app, make_response, redirect, render_template,
@@ -7,7 +9,7 @@ from flask import (Blueprint, Response, abort, current_app, make_response, redir
 from markupsafe import escape
 
 from .auth import current_conversations, user_required
-from .conversations import ERROR, Message, NotFound
+from .conversations import DONE, ERROR, Message, NotFound
 from .llm import get_llm
 from .replies import Settings, reset_reply, run_reply
 from .storage import StorageError
@@ -132,16 +134,68 @@ def send(cid):
     return render_template("_exchange.html", conversation=conversation, messages=conversation.messages[-2:])
 
 
-@bp.post("/c/<cid>/messages/<mid>/retry")
+@bp.post("/c/<cid>/messages/<mid>/regenerate")
 @user_required
-def retry(cid, mid):
-    """Ask the model again for a reply that failed or was stopped."""
+def regenerate(cid, mid):
+    """Ask the model again: retry a failed or stopped reply, or regenerate the last one."""
     conversations = current_conversations()
-    _load(conversations, cid, mid)
+    conversation, message = _load(conversations, cid, mid)
+    if message.role != "assistant" or (message.status == DONE and mid != conversation.last_reply_id):
+        abort(404)
     conversation = reset_reply(conversations, cid, mid)
     if request.headers.get("HX-Request") != "true":
         return _finish_without_javascript(conversations, conversation, conversation.message(mid))
     return render_template("_message.html", conversation=conversation, message=conversation.message(mid))
+
+
+@bp.post("/c/<cid>/messages/<mid>/stop")
+@user_required
+def stop(cid, mid):
+    """Stop a reply being generated; what was generated so far is kept."""
+    conversations = current_conversations()
+    _load(conversations, cid, mid)
+    conversations.request_stop(cid, mid)
+    return "", 204
+
+
+@bp.route("/c/<cid>/messages/<mid>/edit", methods=["GET", "POST"])
+@user_required
+def edit(cid, mid):
+    """Edit the last user message and send it again; its old reply is replaced."""
+    conversations = current_conversations()
+    conversation, message = _load(conversations, cid, mid)
+    if message.role != "user" or mid != conversation.last_user_id:
+        abort(404)
+    if request.method == "GET":
+        template = "_edit_form.html" if request.headers.get("HX-Request") == "true" else "edit.html"
+        return render_template(template, conversation=conversation, message=message)
+    text, model, error, status = _read_message()
+    if error:
+        return render_template("_edit_form.html", conversation=conversation, message=message, error=error,
+                               draft=request.form.get("text", "")), status
+    try:
+        conversation, reply = conversations.edit(cid, mid, text, model)
+    except NotFound:
+        abort(404)
+    if request.headers.get("HX-Request") != "true":
+        return _finish_without_javascript(conversations, conversation, reply)
+    return _page_or_fragment("chat.html", "_conversation.html", conversation=conversation)
+
+
+@bp.get("/c/<cid>/export.<fmt>")
+@user_required
+def export(cid, fmt):
+    """Download the conversation as Markdown or JSON."""
+    conversation, _ = _load(current_conversations(), cid)
+    name = re.sub(r"[^A-Za-z0-9]+", "-", conversation.title or "conversation").strip("-").lower() or "conversation"
+    if fmt == "md":
+        body, mimetype = conversation.to_markdown(), "text/markdown"
+    elif fmt == "json":
+        body, mimetype = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=2), "application/json"
+    else:
+        abort(404)
+    return Response(body, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
 
 
 def _event(kind, data):

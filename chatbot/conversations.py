@@ -7,12 +7,16 @@ Keys (the same in every backend):
 
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from .storage import read_json, update_json
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16}$")
+MAX_TITLE_CHARS = 100
+# Search reads message text from at most this many of the newest conversations.
+SEARCH_DEPTH = 300
 
 # A reply's life: pending (asked for) -> streaming (a worker claimed it) ->
 # done | error | stopped (what was generated is kept).
@@ -51,6 +55,7 @@ class Message:
     model: str | None = None
     error: str | None = None
     claimed_at: str | None = None
+    stop_requested: bool = False
 
     @property
     def finished(self):
@@ -97,6 +102,24 @@ class Conversation:
             if message.role == "user" or (message.status in (DONE, STOPPED) and message.content):
                 turns.append({"role": message.role, "content": message.content})
         return turns
+
+    @property
+    def last_user_id(self):
+        """The id of the last user message (the one that may be edited), or None."""
+        return next((message.id for message in reversed(self.messages) if message.role == "user"), None)
+
+    @property
+    def last_reply_id(self):
+        """The id of the last assistant message (the one that may be regenerated), or None."""
+        return next((message.id for message in reversed(self.messages) if message.role == "assistant"), None)
+
+    def to_markdown(self):
+        """The conversation as a Markdown document, for export."""
+        lines = [f"# {self.title or 'New chat'}", ""]
+        for message in self.messages:
+            speaker = "You" if message.role == "user" else f"Assistant ({message.model})"
+            lines += [f"**{speaker}:**", "", message.content, ""]
+        return "\n".join(lines)
 
     @property
     def first_user_text(self):
@@ -195,6 +218,78 @@ class Conversations:
         if changed:
             self._index_upsert(conversation)
         return conversation
+
+    def rename(self, cid, title):
+        """Set a title the user chose; the generator never overwrites it."""
+
+        def set_title(conversation):
+            conversation.title, conversation.title_source = title, "user"
+
+        return self.update(cid, set_title)
+
+    def edit(self, cid, mid, text, model):
+        """Replace the last user message mid with text and drop what followed; return the new reply."""
+        added = []
+
+        def replace(conversation):
+            users = [message for message in conversation.messages if message.role == "user"]
+            if not users or users[-1].id != mid:
+                raise NotFound(mid)  # only the last user message can be edited
+            position = conversation.messages.index(users[-1])
+            user, reply = _exchange(text, model)
+            user.id = mid
+            del conversation.messages[position:]
+            conversation.messages.extend([user, reply])
+            conversation.model = model
+            added[:] = [reply]
+
+        conversation = self.update(cid, replace)
+        return conversation, added[0]
+
+    def request_stop(self, cid, mid):
+        """Ask the worker generating reply mid to stop; a pending reply stops before it starts."""
+
+        def stop(conversation):
+            message = conversation.message(mid)
+            if message.finished or message.role != "assistant":
+                return False
+            if message.status == PENDING:
+                message.status = STOPPED
+            message.stop_requested = True
+            return True
+
+        return self.update(cid, stop)
+
+    def search(self, query):
+        """Return [(entry, snippet)] for conversations whose title or messages contain every word."""
+        words = [word.lower() for word in query.split()]
+        if not words:
+            return []
+        entries = self.index()
+
+        def matches(text):
+            text = text.lower()
+            return all(word in text for word in words)
+
+        def snippet_of(entry):
+            try:
+                conversation = self.get(entry["id"])
+            except NotFound:
+                return None
+            for message in conversation.messages:
+                if matches(message.content):
+                    return message.content
+            return None
+
+        # Titles first, from the index alone; message text by reading the newest conversations.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            snippets = list(pool.map(snippet_of, entries[:SEARCH_DEPTH]))
+        results = []
+        for position, entry in enumerate(entries):
+            snippet = snippets[position] if position < len(snippets) else None
+            if matches(entry.get("title") or "") or snippet:
+                results.append((entry, snippet))
+        return results
 
     def delete(self, cid):
         """Remove a conversation and its index entry."""

@@ -8,9 +8,10 @@ import markdown
 from bleach.linkifier import LinkifyFilter
 from markupsafe import Markup
 
-EXTENSIONS = ["pymdownx.superfences", "codehilite", "tables", "sane_lists"]
+EXTENSIONS = ["pymdownx.highlight", "pymdownx.superfences", "tables", "sane_lists"]
 EXTENSION_CONFIGS = {
-    "codehilite": {"css_class": "highlight", "guess_lang": False},
+    # Pygments classes (styled by static/pygments.css); the fence's language is kept as a class.
+    "pymdownx.highlight": {"css_class": "highlight", "guess_lang": False, "pygments_lang_class": True},
     "tables": {"use_align_attribute": True},
 }
 

@@ -1,10 +1,14 @@
-"""Blueprint "sidebar": the list of the user's conversations."""
+"""Blueprint "sidebar": the user's conversations: list, search, rename, delete."""
 
+import re
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
 
 from .auth import current_conversations, user_required
+from .conversations import MAX_TITLE_CHARS, NotFound
+from .llm import get_llm
 
 bp = Blueprint("sidebar", __name__, url_prefix="/sidebar")
 
@@ -40,6 +44,37 @@ def group_by_date(entries, today=None):
     return groups
 
 
+@bp.app_template_filter("highlight")
+def highlight(text, query, context=60):
+    """Escape text, cut it around the first match, and mark every searched word."""
+    words = [re.escape(word) for word in query.split() if word]
+    if not words:
+        return escape(text)
+    pattern = re.compile("|".join(words), re.IGNORECASE)
+    first = pattern.search(text)
+    if first and len(text) > 2 * context:
+        start = max(0, first.start() - context)
+        text = ("…" if start else "") + text[start:first.end() + context] + "…"
+    marked, position = [], 0
+    for match in pattern.finditer(text):
+        marked.append(escape(text[position:match.start()]))
+        marked.append(Markup("<mark>{}</mark>").format(match.group()))
+        position = match.end()
+    marked.append(escape(text[position:]))
+    return Markup("").join(marked)
+
+
+def _is_htmx():
+    return request.headers.get("HX-Request") == "true"
+
+
+def _entry(conversations, cid):
+    try:
+        return conversations.get(cid).index_entry()
+    except NotFound:
+        abort(404)
+
+
 @bp.get("/")
 @user_required
 def conversation_list():
@@ -48,3 +83,82 @@ def conversation_list():
     template = "_conversation_page.html" if offset else "_conversation_list.html"
     return render_template(template, entries=current_conversations().index(),
                            current_id=request.args.get("current"), offset=offset)
+
+
+@bp.get("/search")
+@user_required
+def search():
+    """Conversations whose title or messages contain the words: a fragment for htmx, else a page."""
+    conversations = current_conversations()
+    query = request.args.get("q", "").strip()[:200]
+    if _is_htmx():
+        if not query:
+            response = make_response(render_template("_conversation_list.html", entries=conversations.index()))
+        else:
+            response = make_response(render_template("_search_results.html", query=query,
+                                                     results=conversations.search(query)))
+    else:
+        context = {"entries": conversations.index(), "models": get_llm().models, "conversation": None,
+                   "query": query}
+        if query:
+            context["results"] = conversations.search(query)
+        response = make_response(render_template("chat.html", **context))
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/<cid>")
+@user_required
+def entry(cid):
+    """One sidebar entry (used to cancel a rename)."""
+    return render_template("_conversation_entry.html", entry=_entry(current_conversations(), cid))
+
+
+@bp.route("/<cid>/rename", methods=["GET", "POST"])
+@user_required
+def rename(cid):
+    """Rename a conversation: an inline form for htmx, a small page without JavaScript."""
+    conversations = current_conversations()
+    entry = _entry(conversations, cid)
+    if request.method == "GET":
+        if _is_htmx():
+            return render_template("_rename_form.html", entry=entry)
+        return render_template("sidebar_page.html", heading="Rename conversation", action="rename", entry=entry)
+
+    title = " ".join(request.form.get("title", "").split())
+    error = None
+    if not title:
+        error = "A title cannot be empty."
+    elif len(title) > MAX_TITLE_CHARS:
+        error = f"Titles have at most {MAX_TITLE_CHARS} characters."
+    if error:
+        if _is_htmx():
+            return render_template("_rename_form.html", entry=entry, title=title, error=error), 400
+        return render_template("sidebar_page.html", heading="Rename conversation", action="rename",
+                               entry=entry, title=title, error=error), 400
+    renamed = conversations.rename(cid, title)
+    if _is_htmx():
+        return render_template("_conversation_entry.html", entry=renamed.index_entry())
+    return redirect(url_for("chat.conversation", cid=cid), 303)
+
+
+@bp.route("/<cid>/delete", methods=["GET", "POST"])
+@user_required
+def delete(cid):
+    """Delete a conversation after a confirmation (hx-confirm, or a page without JavaScript)."""
+    conversations = current_conversations()
+    entry = _entry(conversations, cid)
+    if request.method == "GET":
+        return render_template("sidebar_page.html", heading="Delete conversation", action="delete", entry=entry)
+    conversations.delete(cid)
+    if not _is_htmx():
+        return redirect(url_for("chat.index"), 303)
+    entries = conversations.index()
+    current_url = request.headers.get("HX-Current-URL", "")
+    showing_deleted = current_url.split("?")[0].split("#")[0].endswith(url_for("chat.conversation", cid=cid))
+    response = make_response(render_template(
+        "_sidebar_after_delete.html", entries=entries, models=get_llm().models, conversation=None,
+        replace_chat=showing_deleted))
+    if showing_deleted:
+        response.headers["HX-Push-Url"] = url_for("chat.new")
+    return response

@@ -30,7 +30,7 @@ def test_send_stream_title_new_chat_and_switch_back(page):
     composer.fill("Tell me about the moon.")
     composer.press("Enter")
 
-    expect(page.locator('[data-role="user"]')).to_have_text("Tell me about the moon.")
+    expect(page.locator('[data-role="user"] .bubble')).to_have_text("Tell me about the moon.")
     assistant = page.locator('[data-role="assistant"]')
     # The reply streams: text shows up in the bubble while it is still streaming ...
     expect(page.locator('[data-role="assistant"][data-status="streaming"] .content')).not_to_be_empty()
@@ -41,8 +41,8 @@ def test_send_stream_title_new_chat_and_switch_back(page):
 
     entry = page.locator("#sidebar [data-conversation-id]")
     expect(entry).to_have_count(1)
-    expect(entry).not_to_have_text("New chat", timeout=30_000)
-    title = entry.inner_text().strip()
+    expect(entry.locator(".entry-link")).not_to_have_text("New chat", timeout=30_000)
+    title = entry.locator(".entry-link").inner_text().strip()
     assert 0 < len(title.split()) <= 6
     conversation_url = page.url
     assert "/c/" in conversation_url
@@ -51,14 +51,14 @@ def test_send_stream_title_new_chat_and_switch_back(page):
     expect(page.locator('[data-role="user"]')).to_have_count(0)
     expect(page.get_by_text("How can I help?")).to_be_visible()
 
-    page.locator("#sidebar [data-conversation-id] a").click()
-    expect(page.locator('[data-role="user"]')).to_have_text("Tell me about the moon.")
+    page.locator("#sidebar [data-conversation-id] .entry-link").click()
+    expect(page.locator('[data-role="user"] .bubble')).to_have_text("Tell me about the moon.")
     assert page.url == conversation_url
 
     page.reload()
-    expect(page.locator('[data-role="user"]')).to_have_text("Tell me about the moon.")
+    expect(page.locator('[data-role="user"] .bubble')).to_have_text("Tell me about the moon.")
     expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done")
-    expect(page.locator("#sidebar [data-conversation-id]")).to_have_text(title)
+    expect(page.locator("#sidebar [data-conversation-id] .entry-link")).to_have_text(title)
 
 
 def test_shift_enter_makes_a_new_line(page):
@@ -84,7 +84,7 @@ def test_chat_works_without_javascript(browser, live_app):
     page.goto(live_app.url)
     page.locator('textarea[name="text"]').fill("Hello without scripts")
     page.get_by_role("button", name="Send").click()
-    expect(page.locator('[data-role="user"]')).to_have_text("Hello without scripts", timeout=60_000)
+    expect(page.locator('[data-role="user"] .bubble')).to_have_text("Hello without scripts", timeout=60_000)
     expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done")
     expect(page.locator("#sidebar [data-conversation-id]")).to_have_count(1)
     context.close()
@@ -110,7 +110,7 @@ def test_chat_on_s3_with_the_hugging_face_backend(browser, tmp_path, local_llm, 
         assistant = page.locator('[data-role="assistant"]')
         expect(assistant).to_have_attribute("data-status", "done", timeout=60_000)
         expect(assistant.locator(".model")).to_have_text("other/model")
-        expect(page.locator("#sidebar [data-conversation-id]")).not_to_have_text("New chat", timeout=30_000)
+        expect(page.locator("#sidebar [data-conversation-id] .entry-link")).not_to_have_text("New chat", timeout=30_000)
         context.close()
     keys = [item["Key"] for item in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert any("/conversations/" in key for key in keys) and any(key.endswith("index.json") for key in keys)

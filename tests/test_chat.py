@@ -172,7 +172,7 @@ def test_retry_after_failure_generates_the_reply(client, app, local_llm):
     cid, mid = start_conversation(client)
     finish_reply(client, cid, mid)
     app.extensions["llm"] = local_llm
-    response = client.post(f"/c/{cid}/messages/{mid}/retry", headers=HTMX)
+    response = client.post(f"/c/{cid}/messages/{mid}/regenerate", headers=HTMX)
     assert 'data-status="streaming"' in response.text
     events = parse_events(client.get(stream_url(cid, mid)).text)
     assert 'data-status="done"' in dict(events)["final"]

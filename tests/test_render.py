@@ -16,7 +16,7 @@ def test_links_get_nofollow_noopener():
 
 def test_fenced_code_is_highlighted_with_pygments_classes():
     html = render_markdown("```python\ndef f():\n    return 1\n```")
-    assert '<div class="highlight">' in html
+    assert '<div class="language-python highlight">' in html
     assert '<span class="k">def</span>' in html
 
 

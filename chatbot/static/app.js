@@ -1,7 +1,10 @@
 // The few behaviours htmx does not cover: Enter to send, a growing composer,
-// keeping the newest message in view, and the sidebar toggle on small screens.
+// keeping the newest message in view, copy buttons, Escape, and the sidebar
+// drawer on small screens. No inline scripts: the page's CSP forbids them.
 (function () {
   "use strict";
+
+  document.documentElement.classList.add("js");
 
   function composerText() {
     return document.getElementById("composer-text");
@@ -17,12 +20,70 @@
     if (messages) messages.scrollTop = messages.scrollHeight;
   }
 
+  function flash(button, text) {
+    var label = button.firstChild;
+    var before = label.textContent;
+    label.textContent = text;
+    setTimeout(function () { label.textContent = before; }, 1500);
+  }
+
+  function copy(button, text) {
+    navigator.clipboard.writeText(text).then(
+      function () { flash(button, "Copied"); },
+      function () { flash(button, "Copy failed"); }
+    );
+  }
+
+  // A header with the language and a copy button on each rendered code block.
+  function decorateCodeBlocks(root) {
+    root.querySelectorAll(".markdown .highlight:not([data-decorated])").forEach(function (block) {
+      block.setAttribute("data-decorated", "");
+      var language = "";
+      block.classList.forEach(function (name) {
+        if (name.indexOf("language-") === 0) language = name.slice("language-".length);
+      });
+      var header = document.createElement("div");
+      header.className = "code-header";
+      var label = document.createElement("span");
+      label.textContent = language && language !== "text" ? language : "code";
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy-code";
+      button.appendChild(document.createTextNode("Copy code"));
+      header.appendChild(label);
+      header.appendChild(button);
+      block.insertBefore(header, block.firstChild);
+    });
+  }
+
+  function closeSidebar() {
+    var sidebar = document.getElementById("sidebar");
+    var toggle = document.querySelector(".sidebar-toggle");
+    if (sidebar && sidebar.classList.contains("open")) {
+      sidebar.classList.remove("open");
+      if (toggle) {
+        toggle.setAttribute("aria-expanded", "false");
+        toggle.focus();
+      }
+      return true;
+    }
+    return false;
+  }
+
   document.addEventListener("keydown", function (event) {
-    var textarea = event.target;
-    if (textarea.id !== "composer-text") return;
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    var target = event.target;
+    if (target.id === "composer-text" && event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      if (textarea.value.trim() !== "") textarea.form.requestSubmit();
+      if (target.value.trim() !== "") target.form.requestSubmit();
+      return;
+    }
+    if (event.key === "Escape") {
+      var form = target.closest && target.closest(".rename-form, .edit-form");
+      if (form) {
+        form.querySelector(".cancel").click();
+      } else {
+        closeSidebar();
+      }
     }
   });
 
@@ -41,8 +102,8 @@
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
-    var form = event.detail.elt;
     // 4xx answers are swapped too (the inline error), so check the status itself.
+    var form = event.detail.elt;
     if (form.id !== "composer" || event.detail.xhr.status >= 300) return;
     var textarea = composerText();
     if (textarea) {
@@ -54,20 +115,37 @@
     if (error) error.textContent = "";
   });
 
+  document.addEventListener("htmx:load", function (event) {
+    decorateCodeBlocks(event.detail.elt);
+  });
   document.addEventListener("htmx:afterSwap", scrollToEnd);
   document.addEventListener("htmx:sseMessage", scrollToEnd);
-  document.addEventListener("DOMContentLoaded", scrollToEnd);
+  document.addEventListener("DOMContentLoaded", function () {
+    decorateCodeBlocks(document);
+    scrollToEnd();
+  });
 
   document.addEventListener("click", function (event) {
-    var toggle = event.target.closest(".sidebar-toggle");
+    var target = event.target;
+    var codeButton = target.closest(".copy-code");
+    if (codeButton) {
+      copy(codeButton, codeButton.closest(".highlight").querySelector("code").innerText);
+      return;
+    }
+    var replyButton = target.closest(".copy-reply");
+    if (replyButton) {
+      copy(replyButton, replyButton.closest(".bubble").querySelector(".content").innerText);
+      return;
+    }
     var sidebar = document.getElementById("sidebar");
     if (!sidebar) return;
+    var toggle = target.closest(".sidebar-toggle");
     if (toggle) {
       var open = sidebar.classList.toggle("open");
       toggle.setAttribute("aria-expanded", String(open));
-    } else if (sidebar.classList.contains("open") && event.target.closest("#conversation-list a, .new-chat")) {
-      sidebar.classList.remove("open");
-      document.querySelector(".sidebar-toggle").setAttribute("aria-expanded", "false");
+      if (open) sidebar.querySelector("a, input, button").focus();
+    } else if (target.closest("#conversation-list .entry-link, .new-chat")) {
+      closeSidebar();
     }
   });
 })();
