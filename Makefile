@@ -32,11 +32,16 @@ chromium:
 run: install
 	FLASK_DEBUG=1 $(BIN)/flask --app chatbot run --port $(PORT)
 
-test: install-dev chromium
+# axe-core, injected into pages by the accessibility tests.
+AXE := tests/node_modules/axe-core/axe.min.js
+$(AXE):
+	cd tests && npm install --silent --no-save --no-package-lock --no-audit --no-fund axe-core@4.14.1
+
+test: install-dev chromium $(AXE)
 	$(BIN)/python -m pytest
 
 bench: install-dev chromium
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache tests/node_modules

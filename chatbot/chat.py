@@ -225,7 +225,7 @@ def stream(cid, mid):
                         yield _event("final", render_template("_message.html", conversation=conversation,
                                                               message=value))
                     elif kind == "title":
-                        yield _event("title", render_template("_conversation_list.html",
+                        yield _event("title", render_template("_title_update.html", conversation=value,
                                                               entries=conversations.index(), current_id=cid))
         except StorageError as error:
             current_app.logger.error("storage failed during a reply: %s", error)

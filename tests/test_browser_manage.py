@@ -1,0 +1,217 @@
+"""Every management control in Chromium, as a user would use it; accessibility with axe-core."""
+
+import json
+import os
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import LiveServer, make_app
+
+AXE = os.path.join(os.path.dirname(__file__), "node_modules", "axe-core", "axe.min.js")
+
+
+@pytest.fixture
+def live_app(tmp_path, local_llm):
+    with LiveServer(make_app(tmp_path, local_llm, MAX_TOKENS=48)) as server:
+        yield server
+
+
+def open_page(browser, url, **context_options):
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    page.errors = []
+    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.goto(url)
+    return page
+
+
+@pytest.fixture
+def page(browser, live_app):
+    page = open_page(browser, live_app.url, permissions=["clipboard-read", "clipboard-write"])
+    yield page
+    page.context.close()
+    assert page.errors == [], f"console errors: {page.errors}"
+
+
+def send(page, text):
+    """Type a message, press Enter, and wait for the whole reply."""
+    composer = page.locator('textarea[name="text"]')
+    composer.fill(text)
+    composer.press("Enter")
+    reply = page.locator('[data-role="assistant"]').last
+    expect(reply).to_have_attribute("data-status", "done", timeout=60_000)
+    return reply
+
+
+def entries(page):
+    return page.locator("#sidebar [data-conversation-id]")
+
+
+def test_rename_inline_with_the_keyboard_and_cancel_with_escape(page):
+    send(page, "Hello")
+    entry = entries(page).first
+    expect(entry.locator(".entry-link")).not_to_have_text("New chat", timeout=30_000)
+    entry.get_by_role("link", name="Rename").click()
+    title = page.get_by_label("New title")
+    expect(title).to_be_focused()
+    title.fill("Holiday plans")
+    title.press("Enter")
+    expect(entries(page).first.locator(".entry-link")).to_have_text("Holiday plans")
+
+    entries(page).first.get_by_role("link", name="Rename").click()
+    page.get_by_label("New title").fill("Something else")
+    page.get_by_label("New title").press("Escape")
+    expect(entries(page).first.locator(".entry-link")).to_have_text("Holiday plans")
+    page.reload()
+    expect(entries(page).first.locator(".entry-link")).to_have_text("Holiday plans")
+
+
+def test_delete_asks_then_removes_the_conversation_and_clears_the_pane(page):
+    send(page, "Delete me later")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    entries(page).first.get_by_role("link", name="Delete").click()
+    expect(entries(page)).to_have_count(1)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    entries(page).first.get_by_role("link", name="Delete").click()
+    expect(entries(page)).to_have_count(0)
+    expect(page.get_by_text("How can I help?")).to_be_visible()
+    assert page.url.endswith("/new")
+
+
+def test_search_filters_as_you_type_and_marks_the_words(page):
+    send(page, "Bananas are yellow")
+    page.get_by_role("link", name="New chat").click()
+    send(page, "Cherries are red")
+    expect(entries(page)).to_have_count(2)
+    page.get_by_label("Search conversations").type("banan")
+    expect(entries(page)).to_have_count(1)
+    expect(page.locator("#conversation-list mark").first).to_have_text("Banan", ignore_case=True)
+    page.get_by_label("Search conversations").fill("")
+    expect(entries(page)).to_have_count(2)
+
+
+def test_stop_keeps_what_was_generated(browser, tmp_path, local_llm):
+    with LiveServer(make_app(tmp_path, local_llm, MAX_TOKENS=1000)) as server:
+        page = open_page(browser, server.url)
+        page.locator('textarea[name="text"]').fill("Write a very long story about a dragon and a knight.")
+        page.locator('textarea[name="text"]').press("Enter")
+        expect(page.locator('[data-status="streaming"] .content')).not_to_be_empty()
+        page.get_by_role("button", name="Stop generating").click()
+        reply = page.locator('[data-role="assistant"]')
+        expect(reply).to_have_attribute("data-status", "stopped")
+        expect(reply.get_by_text("Stopped.")).to_be_visible()
+        expect(reply.locator(".content")).not_to_be_empty()
+        assert page.errors == []
+        page.context.close()
+
+
+def test_regenerate_and_edit_the_last_message(page):
+    send(page, "Waht is the sun?")
+    page.get_by_role("button", name="Regenerate").click()
+    reply = page.locator('[data-role="assistant"]')
+    expect(reply).to_have_attribute("data-status", "done", timeout=60_000)
+    expect(reply).to_have_count(1)
+
+    page.get_by_role("link", name="Edit your last message").click()
+    editor = page.get_by_label("Edit your message")
+    expect(editor).to_have_value("Waht is the sun?")
+    editor.fill("What is the sun?")
+    page.locator(".edit-form").get_by_role("button", name="Send").click()
+    expect(page.locator('[data-role="user"] .bubble')).to_have_text("What is the sun?")
+    expect(page.locator('[data-role="assistant"]')).to_have_count(1)
+    expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done", timeout=60_000)
+
+
+def test_copy_buttons_put_text_on_the_clipboard(page):
+    reply = send(page, "Show a Python hello world in a fenced code block.")
+    reply.get_by_role("button", name="Copy reply").click()
+    expect(reply.get_by_role("button", name="Copied")).to_be_visible()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.strip() and copied.strip() in reply.locator(".content").inner_text()
+
+
+def test_code_blocks_show_their_language_and_copy_their_code(page):
+    reply = send(page, "Hi")
+    # The model decides whether it writes code: render a known reply through the same path instead.
+    page.evaluate("""() => {
+        const content = document.querySelector('[data-role="assistant"] .content');
+        content.innerHTML = '<div class="language-python highlight"><pre><span></span><code>print(1)\\n</code></pre></div>';
+        htmx.process(content);
+        htmx.trigger(content, 'htmx:load');
+    }""")
+    block = reply.locator(".highlight")
+    expect(block.locator(".code-header")).to_contain_text("python")
+    block.get_by_role("button", name="Copy code").click()
+    assert page.evaluate("navigator.clipboard.readText()").strip() == "print(1)"
+
+
+def test_export_links_download_markdown_and_json(page):
+    send(page, "Export me")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export JSON").click()
+    document = json.loads(open(download.value.path()).read())
+    assert document["messages"][0]["content"] == "Export me"
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export Markdown").click()
+    assert "Export me" in open(download.value.path()).read()
+
+
+def test_phone_width_collapses_the_sidebar_and_nothing_overflows(browser, live_app):
+    page = open_page(browser, live_app.url, viewport={"width": 375, "height": 740})
+    send(page, "Hello from a phone with a rather long message that must wrap nicely")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    sidebar = page.locator("#sidebar")
+    expect(sidebar).not_to_be_visible()
+    toggle = page.get_by_role("button", name="Conversations")
+    toggle.click()
+    expect(sidebar).to_be_visible()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Escape")
+    expect(sidebar).not_to_be_visible()
+    expect(page.locator('textarea[name="text"]')).to_be_visible()
+    assert page.errors == []
+    page.context.close()
+
+
+def test_dark_mode_follows_the_system(browser, live_app):
+    page = open_page(browser, live_app.url, color_scheme="dark")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(21, 23, 26)"
+    page.context.close()
+
+
+def test_keyboard_alone_reaches_and_sends_the_composer(page):
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.name") == "text":
+            break
+    assert page.evaluate("document.activeElement.name") == "text"
+    assert page.evaluate("getComputedStyle(document.activeElement.closest('form')).borderColor") != ""
+    page.keyboard.type("Sent with the keyboard")
+    page.keyboard.press("Enter")
+    expect(page.locator('[data-role="user"] .bubble')).to_have_text("Sent with the keyboard")
+    expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done", timeout=60_000)
+
+
+def axe_violations(page):
+    # Evaluated through the DevTools protocol, which the page's CSP does not govern (a <script> would be refused).
+    with open(AXE) as source:
+        page.evaluate(source.read() + "\n;undefined")
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [(violation["id"], violation["impact"], [node["target"] for node in violation["nodes"]])
+            for violation in result["violations"] if violation["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_violations(browser, live_app, scheme):
+    page = open_page(browser, live_app.url, color_scheme=scheme)
+    assert axe_violations(page) == []  # the empty chat
+    send(page, "Hello")
+    expect(entries(page).first.locator(".entry-link")).not_to_have_text("New chat", timeout=30_000)
+    assert axe_violations(page) == []  # a conversation, the sidebar with an entry
+    page.goto(live_app.url + "/auth/login")
+    assert axe_violations(page) == []
+    page.context.close()

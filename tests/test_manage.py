@@ -1,0 +1,230 @@
+"""Managing conversations and replies through the test client: rename, delete, search, stop,
+regenerate, edit, export."""
+
+import json
+import threading
+from datetime import date
+
+import pytest
+
+from chatbot.sidebar import group_by_date, highlight
+from conftest import make_app, stored_conversations
+from test_chat import HTMX, finish_reply, parse_events, start_conversation, stream_url
+
+
+def finished_conversation(client, text="Hello there"):
+    cid, mid = start_conversation(client, text)
+    finish_reply(client, cid, mid)
+    return cid, mid
+
+
+def test_rename_sets_a_user_title_and_returns_the_entry(client, app):
+    cid, _ = finished_conversation(client)
+    response = client.post(f"/sidebar/{cid}/rename", data={"title": "  My <b>plans</b>  "}, headers=HTMX)
+    assert response.status_code == 200
+    assert f'data-conversation-id="{cid}"' in response.text
+    assert "My &lt;b&gt;plans&lt;/b&gt;" in response.text
+    [conversation] = stored_conversations(app)
+    assert conversation["title"] == "My <b>plans</b>" and conversation["title_source"] == "user"
+    sidebar = client.get("/sidebar/").text
+    assert sidebar.count("data-conversation-id") == 1 and ">My &lt;b&gt;plans&lt;/b&gt;</a>" in sidebar
+
+
+def test_a_user_title_is_never_overwritten_by_the_generator(client, app):
+    cid, mid = start_conversation(client, "Tell me a joke")
+    client.post(f"/sidebar/{cid}/rename", data={"title": "Jokes"}, headers=HTMX)
+    kinds = [kind for kind, _ in finish_reply(client, cid, mid)]
+    assert kinds[-2:] == ["final", "done"]
+    assert stored_conversations(app)[0]["title"] == "Jokes"
+
+
+@pytest.mark.parametrize("title, message", [("   ", "A title cannot be empty."),
+                                             ("x" * 101, "Titles have at most 100 characters.")])
+def test_rename_refuses_bad_titles(client, app, title, message):
+    cid, _ = finished_conversation(client)
+    before = stored_conversations(app)[0]["title"]
+    response = client.post(f"/sidebar/{cid}/rename", data={"title": title}, headers=HTMX)
+    assert response.status_code == 400 and message in response.text
+    assert stored_conversations(app)[0]["title"] == before
+
+
+def test_rename_without_javascript_is_a_page_then_a_redirect(client):
+    cid, _ = finished_conversation(client)
+    page = client.get(f"/sidebar/{cid}/rename")
+    assert "<html" in page.text and 'name="title"' in page.text
+    response = client.post(f"/sidebar/{cid}/rename", data={"title": "Plain form"})
+    assert response.status_code == 303 and response.headers["Location"] == f"/c/{cid}"
+    assert "Plain form" in client.get(f"/c/{cid}").text
+
+
+def test_delete_removes_the_objects_and_the_index_entry(client, app):
+    keep, _ = finished_conversation(client, "keep")
+    gone, _ = finished_conversation(client, "delete me")
+    response = client.post(f"/sidebar/{gone}/delete", headers={**HTMX, "HX-Current-URL": f"http://x/c/{gone}"})
+    assert response.status_code == 200
+    assert gone not in response.text and keep in response.text
+    assert 'id="chat"' in response.text and response.headers["HX-Push-Url"] == "/new"
+    assert [conversation["id"] for conversation in stored_conversations(app)] == [keep]
+    assert client.get(f"/c/{gone}").status_code == 404
+    store = app.extensions["store"]
+    assert not [key for key in store.keys() if gone in key]
+    assert all(entry["id"] != gone for entry in json.loads(store.read(next(
+        key for key in store.keys() if key.endswith("index.json")))[0]))
+
+
+def test_delete_of_another_conversation_leaves_the_pane(client):
+    keep, _ = finished_conversation(client, "keep")
+    gone, _ = finished_conversation(client, "delete me")
+    response = client.post(f"/sidebar/{gone}/delete", headers={**HTMX, "HX-Current-URL": f"http://x/c/{keep}"})
+    assert 'id="chat"' not in response.text and "HX-Push-Url" not in response.headers
+
+
+def test_delete_without_javascript_asks_first(client, app):
+    cid, _ = finished_conversation(client)
+    page = client.get(f"/sidebar/{cid}/delete")
+    assert "This cannot be undone." in page.text and stored_conversations(app)
+    response = client.post(f"/sidebar/{cid}/delete")
+    assert response.status_code == 303 and stored_conversations(app) == []
+
+
+def test_search_matches_titles_and_message_text_and_marks_words(client):
+    first, _ = finished_conversation(client, "Bananas are yellow")
+    second, _ = finished_conversation(client, "Cherries are red")
+    client.post(f"/sidebar/{second}/rename", data={"title": "Fruit colours"}, headers=HTMX)
+    response = client.get("/sidebar/search?q=banana", headers=HTMX)
+    assert f'data-conversation-id="{first}"' in response.text
+    assert f'data-conversation-id="{second}"' not in response.text
+    assert "<mark>Banana</mark>s are yellow" in response.text
+    assert "1 result for" in response.text
+    titles = client.get("/sidebar/search?q=fruit", headers=HTMX).text
+    assert f'data-conversation-id="{second}"' in titles and "<mark>Fruit</mark> colours" in titles
+    assert "0 results" in client.get("/sidebar/search?q=zebra", headers=HTMX).text
+
+
+def test_search_without_javascript_is_a_page(client):
+    cid, _ = finished_conversation(client, "Bananas are yellow")
+    page = client.get("/sidebar/search?q=yellow")
+    assert "<html" in page.text and f'data-conversation-id="{cid}"' in page.text
+    assert 'value="yellow"' in page.text
+
+
+class SpyLLM:
+    """Wraps the real local model and records whether a stream was closed before it finished."""
+
+    def __init__(self, llm):
+        self.llm, self.models, self.abandoned = llm, llm.models, []
+        self.closed = threading.Event()
+
+    def stream(self, *args, **kwargs):
+        finished = False
+        try:
+            yield from self.llm.stream(*args, **kwargs)
+            finished = True
+        finally:
+            self.abandoned.append(not finished)
+            self.closed.set()
+
+    def complete(self, *args, **kwargs):
+        return self.llm.complete(*args, **kwargs)
+
+
+def test_stop_abandons_the_model_call_and_keeps_the_partial_reply(tmp_path, local_llm):
+    app = make_app(tmp_path, local_llm, MAX_TOKENS=1000)
+    spy = app.extensions["llm"] = SpyLLM(local_llm)
+    client = app.test_client()
+    cid, mid = start_conversation(client, "Write a very long story about a dragon.")
+    response = client.get(stream_url(cid, mid), buffered=False)
+    chunks = iter(response.response)
+    while b"event: token" not in next(chunks):
+        pass
+    assert client.post(f"/c/{cid}/messages/{mid}/stop", headers=HTMX).status_code == 204
+    events = parse_events(b"".join(chunks).decode())
+    final = dict(events)["final"]
+    assert 'data-status="stopped"' in final and "Stopped." in final
+    reply = stored_conversations(app)[0]["messages"][1]
+    assert reply["status"] == "stopped" and reply["content"]
+    assert spy.closed.wait(timeout=30)  # the producer thread closes the model's stream
+    assert spy.abandoned == [True]
+
+
+def test_stop_before_the_stream_starts_means_no_model_call(client, app):
+    cid, mid = start_conversation(client)
+    client.post(f"/c/{cid}/messages/{mid}/stop", headers=HTMX)
+    assert [kind for kind, _ in finish_reply(client, cid, mid)] == ["final", "done"]
+    assert stored_conversations(app)[0]["messages"][1]["status"] == "stopped"
+
+
+def test_regenerate_runs_the_last_reply_again(client, app):
+    cid, mid = finished_conversation(client)
+    response = client.post(f"/c/{cid}/messages/{mid}/regenerate", headers=HTMX)
+    assert 'data-status="streaming"' in response.text
+    assert stored_conversations(app)[0]["messages"][1]["status"] == "pending"
+    assert 'data-status="done"' in dict(finish_reply(client, cid, mid))["final"]
+
+
+def test_only_the_last_finished_reply_can_be_regenerated(client):
+    cid, first_reply = finished_conversation(client)
+    response = client.post(f"/c/{cid}/messages", data={"text": "more"}, headers=HTMX)
+    assert response.status_code == 200
+    assert client.post(f"/c/{cid}/messages/{first_reply}/regenerate", headers=HTMX).status_code == 404
+
+
+def test_edit_replaces_the_last_message_and_its_reply(client, app):
+    cid, _ = finished_conversation(client, "Waht is 2+2?")
+    user_id = stored_conversations(app)[0]["messages"][0]["id"]
+    form = client.get(f"/c/{cid}/messages/{user_id}/edit", headers=HTMX)
+    assert "Waht is 2+2?" in form.text and "<textarea" in form.text
+    response = client.post(f"/c/{cid}/messages/{user_id}/edit", data={"text": "What is 2+2?"},
+                           headers={**HTMX, "HX-Target": "chat"})
+    assert response.status_code == 200 and 'data-status="streaming"' in response.text
+    messages = stored_conversations(app)[0]["messages"]
+    assert [message["content"] for message in messages] == ["What is 2+2?", ""]
+    assert messages[0]["id"] == user_id and messages[1]["status"] == "pending"
+    finish_reply(client, cid, messages[1]["id"])
+    assert stored_conversations(app)[0]["messages"][1]["status"] == "done"
+
+
+def test_only_the_last_user_message_can_be_edited(client, app):
+    cid, _ = finished_conversation(client, "first")
+    client.post(f"/c/{cid}/messages", data={"text": "second"}, headers=HTMX)
+    first_id = stored_conversations(app)[0]["messages"][0]["id"]
+    assert client.post(f"/c/{cid}/messages/{first_id}/edit", data={"text": "x"}).status_code == 404
+
+
+def test_edit_refuses_a_blank_message_and_keeps_the_original(client, app):
+    cid, _ = finished_conversation(client, "original")
+    user_id = stored_conversations(app)[0]["messages"][0]["id"]
+    response = client.post(f"/c/{cid}/messages/{user_id}/edit", data={"text": "  "}, headers=HTMX)
+    assert response.status_code == 400 and "Type a message first." in response.text
+    assert stored_conversations(app)[0]["messages"][0]["content"] == "original"
+
+
+def test_export_as_markdown_and_json(client, app):
+    cid, _ = finished_conversation(client, "Export this")
+    client.post(f"/sidebar/{cid}/rename", data={"title": "My Export"}, headers=HTMX)
+    markdown = client.get(f"/c/{cid}/export.md")
+    assert markdown.headers["Content-Disposition"] == 'attachment; filename="my-export.md"'
+    assert markdown.text.startswith("# My Export\n") and "**You:**\n\nExport this" in markdown.text
+    assert "**Assistant (SmolLM2-135M-Instruct):**" in markdown.text
+    exported = client.get(f"/c/{cid}/export.json")
+    assert exported.mimetype == "application/json"
+    assert exported.json["messages"][0]["content"] == "Export this"
+    assert client.get(f"/c/{cid}/export.pdf").status_code == 404
+
+
+def test_pages_carry_a_strict_content_security_policy(client):
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+def test_group_by_date():
+    today = date(2026, 11, 25)
+    entries = [{"id": str(day), "updated_at": f"2026-11-{day:02d}T10:00:00+00:00"} for day in (25, 24, 20, 1)]
+    groups = group_by_date(entries, today)
+    assert [(label, [entry["id"] for entry in group]) for label, group in groups] == [
+        ("Today", ["25"]), ("Yesterday", ["24"]), ("Previous 7 days", ["20"]), ("Older", ["1"])]
+
+
+def test_highlight_escapes_and_marks():
+    assert str(highlight("<b>Tom</b> & tomatoes", "tom")) == \
+        "&lt;b&gt;<mark>Tom</mark>&lt;/b&gt; &amp; <mark>tom</mark>atoes"
