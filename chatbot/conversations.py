@@ -115,7 +115,7 @@ class Conversation:
 
     def to_markdown(self):
         """The conversation as a Markdown document, for export."""
-        lines = [f"# {self.title or 'New chat'}", ""]
+        lines = [f"# {self.title or 'Untitled chat'}", ""]
         for message in self.messages:
             speaker = "You" if message.role == "user" else f"Assistant ({message.model})"
             lines += [f"**{speaker}:**", "", message.content, ""]

@@ -97,7 +97,7 @@ def fallback_title(user_text):
     """The first words of the user's message, when the model gives no usable title."""
     words = user_text.split()[:TITLE_WORDS]
     title = " ".join(words)
-    return (title[:60] + "…") if len(title) > 60 else title or "New chat"
+    return (title[:60] + "…") if len(title) > 60 else title or "Untitled chat"
 
 
 def make_title(llm, model, user_text, reply_text, settings):

@@ -41,7 +41,7 @@ def test_send_stream_title_new_chat_and_switch_back(page):
 
     entry = page.locator("#sidebar [data-conversation-id]")
     expect(entry).to_have_count(1)
-    expect(entry.locator(".entry-link")).not_to_have_text("New chat", timeout=30_000)
+    expect(entry.locator(".entry-link")).not_to_have_text("Untitled chat", timeout=30_000)
     title = entry.locator(".entry-link").inner_text().strip()
     assert 0 < len(title.split()) <= 6
     conversation_url = page.url
@@ -110,7 +110,7 @@ def test_chat_on_s3_with_the_hugging_face_backend(browser, tmp_path, local_llm, 
         assistant = page.locator('[data-role="assistant"]')
         expect(assistant).to_have_attribute("data-status", "done", timeout=60_000)
         expect(assistant.locator(".model")).to_have_text("other/model")
-        expect(page.locator("#sidebar [data-conversation-id] .entry-link")).not_to_have_text("New chat", timeout=30_000)
+        expect(page.locator("#sidebar [data-conversation-id] .entry-link")).not_to_have_text("Untitled chat", timeout=30_000)
         context.close()
     keys = [item["Key"] for item in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert any("/conversations/" in key for key in keys) and any(key.endswith("index.json") for key in keys)

@@ -52,7 +52,7 @@ def entries(page):
 def test_rename_inline_with_the_keyboard_and_cancel_with_escape(page):
     send(page, "Hello")
     entry = entries(page).first
-    expect(entry.locator(".entry-link")).not_to_have_text("New chat", timeout=30_000)
+    expect(entry.locator(".entry-link")).not_to_have_text("Untitled chat", timeout=30_000)
     entry.get_by_role("link", name="Rename").click()
     title = page.get_by_label("New title")
     expect(title).to_be_focused()
@@ -210,7 +210,7 @@ def test_axe_finds_no_serious_violations(browser, live_app, scheme):
     page = open_page(browser, live_app.url, color_scheme=scheme)
     assert axe_violations(page) == []  # the empty chat
     send(page, "Hello")
-    expect(entries(page).first.locator(".entry-link")).not_to_have_text("New chat", timeout=30_000)
+    expect(entries(page).first.locator(".entry-link")).not_to_have_text("Untitled chat", timeout=30_000)
     assert axe_violations(page) == []  # a conversation, the sidebar with an entry
     page.goto(live_app.url + "/auth/login")
     assert axe_violations(page) == []
