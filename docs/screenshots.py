@@ -1,0 +1,50 @@
+"""Take the README's screenshots (light, dark, phone) with Chromium: `.venv/bin/python docs/screenshots.py`."""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer, make_app  # noqa: E402
+from chatbot.llm.local import LocalLLM  # noqa: E402
+
+PROMPTS = ["Write a Python function that reverses a string.", "What is the capital of France?"]
+
+
+def main():
+    """Chat twice, then photograph the conversation in each scheme and on a phone."""
+    app = make_app(Path(tempfile.mkdtemp()), LocalLLM(), MAX_TOKENS=160)
+    with LiveServer(app) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1000, "height": 620})
+        page = context.new_page()
+        page.goto(server.url)
+        for prompt in PROMPTS:
+            page.get_by_role("link", name="New chat", exact=True).click()
+            page.locator('textarea[name="text"]').fill(prompt)
+            page.locator('textarea[name="text"]').press("Enter")
+            expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done", timeout=60_000)
+            expect(page.locator("#sidebar [aria-current] ")).not_to_have_text("Untitled chat", timeout=30_000)
+        page.locator("#sidebar .entry-link").last.click()
+        expect(page.locator('[data-role="user"] .bubble')).to_have_text(PROMPTS[0])
+        url = page.url
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            page.screenshot(path=str(ROOT / "docs" / f"screenshot-{scheme}.png"))
+        phone = context.new_page()  # the same guest, so the same conversations
+        phone.set_viewport_size({"width": 375, "height": 667})
+        phone.goto(url)
+        phone.screenshot(path=str(ROOT / "docs" / "screenshot-phone.png"))
+        browser.close()
+    for name in ("light", "dark", "phone"):
+        path = ROOT / "docs" / f"screenshot-{name}.png"
+        print(path.relative_to(ROOT), os.path.getsize(path), "bytes")
+
+
+if __name__ == "__main__":
+    main()
