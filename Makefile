@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install install-dev run test bench chromium clean
+.PHONY: install install-dev run test bench chromium wrk clean
 
 install: $(VENV)/.installed-app
 install-dev: $(VENV)/.installed-dev
@@ -40,7 +40,11 @@ $(AXE):
 test: install-dev chromium $(AXE)
 	$(BIN)/python -m pytest
 
-bench: install-dev chromium
+# wrk, the load generator of the benchmarks.
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
+
+bench: install-dev chromium wrk
 	$(BIN)/python bench/run.py
 
 clean:

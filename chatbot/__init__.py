@@ -63,14 +63,11 @@ def _security_headers(response):
     return response
 
 
-def _wants_fragment():
-    # htmx requests that target the chat pane get a fragment, full pages otherwise.
-    return request.headers.get("HX-Request") == "true"
-
-
 def _register_error_pages(app):
+    from .chat import is_htmx
+
     def error_page(status, message):
-        template = "_error.html" if _wants_fragment() else "error.html"
+        template = "_error.html" if is_htmx() else "error.html"
         response = app.make_response((render_template(template, status=status, message=message), status))
         response.vary.add("HX-Request")
         return response
@@ -90,7 +87,7 @@ def _register_error_pages(app):
     @app.errorhandler(storage.StorageError)
     def storage_down(error):
         app.logger.error("storage unavailable: %s", error)
-        if request.method == "POST" and request.headers.get("HX-Request") == "true":
+        if request.method == "POST" and is_htmx():
             # The composer keeps the text; say plainly that it was not sent.
             message = "Your message was not sent: conversations cannot be reached right now. Please retry."
             response = app.make_response((render_template("_composer_error.html", error=message), 503))

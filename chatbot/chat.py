@@ -3,13 +3,14 @@
 import json
 import re
 from contextlib import closing
+from itertools import chain
 
 from flask import (Blueprint, Response, abort, current_app, make_response, redirect, render_template,
                    request, stream_with_context, url_for)
 from markupsafe import escape
 
 from .auth import current_conversations, user_required
-from .conversations import DONE, ERROR, Message, NotFound
+from .conversations import DONE, ERROR, Conversation, Message, NotFound
 from .llm import get_llm
 from .replies import Settings, reset_reply, run_reply
 from .storage import StorageError
@@ -17,6 +18,11 @@ from .storage import StorageError
 bp = Blueprint("chat", __name__)
 
 UNSAVED_REPLY = "The reply could not be saved: conversations cannot be reached right now. Please retry."
+
+
+def is_htmx():
+    """True for requests htmx makes (forms and links without JavaScript get whole pages)."""
+    return request.headers.get("HX-Request") == "true"
 
 
 def is_fragment_request():
@@ -61,7 +67,7 @@ def _read_message():
 
 
 def _composer_error(message, status, conversation=None):
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         response = make_response(render_template("_composer_error.html", error=message), status)
         response.headers["HX-Retarget"] = "#composer-error"
         response.headers["HX-Reswap"] = "innerHTML"
@@ -104,7 +110,7 @@ def start():
         return _composer_error(error, status)
     conversations = current_conversations()
     conversation, reply = conversations.start(text, model)
-    if request.headers.get("HX-Request") != "true":
+    if not is_htmx():
         return _finish_without_javascript(conversations, conversation, reply)
     response = _page_or_fragment("chat.html", "_conversation.html", conversation=conversation)
     response.headers["HX-Push-Url"] = url_for("chat.conversation", cid=conversation.id)
@@ -124,12 +130,14 @@ def conversation(cid):
 def send(cid):
     """Add the user's message; answer with it and a reply bubble that streams."""
     conversations = current_conversations()
-    conversation, _ = _load(conversations, cid)
     text, model, error, status = _read_message()
     if error:
-        return _composer_error(error, status, conversation)
-    conversation, reply = conversations.add_exchange(cid, text, model)
-    if request.headers.get("HX-Request") != "true":
+        return _composer_error(error, status, _load(conversations, cid)[0])
+    try:
+        conversation, reply = conversations.add_exchange(cid, text, model)
+    except NotFound:
+        abort(404)
+    if not is_htmx():
         return _finish_without_javascript(conversations, conversation, reply)
     return render_template("_exchange.html", conversation=conversation, messages=conversation.messages[-2:])
 
@@ -143,7 +151,7 @@ def regenerate(cid, mid):
     if message.role != "assistant" or (message.status == DONE and mid != conversation.last_reply_id):
         abort(404)
     conversation = reset_reply(conversations, cid, mid)
-    if request.headers.get("HX-Request") != "true":
+    if not is_htmx():
         return _finish_without_javascript(conversations, conversation, conversation.message(mid))
     return render_template("_message.html", conversation=conversation, message=conversation.message(mid))
 
@@ -167,7 +175,7 @@ def edit(cid, mid):
     if message.role != "user" or mid != conversation.last_user_id:
         abort(404)
     if request.method == "GET":
-        template = "_edit_form.html" if request.headers.get("HX-Request") == "true" else "edit.html"
+        template = "_edit_form.html" if is_htmx() else "edit.html"
         return render_template(template, conversation=conversation, message=message)
     text, model, error, status = _read_message()
     if error:
@@ -177,7 +185,7 @@ def edit(cid, mid):
         conversation, reply = conversations.edit(cid, mid, text, model)
     except NotFound:
         abort(404)
-    if request.headers.get("HX-Request") != "true":
+    if not is_htmx():
         return _finish_without_javascript(conversations, conversation, reply)
     return _page_or_fragment("chat.html", "_conversation.html", conversation=conversation)
 
@@ -208,30 +216,31 @@ def _event(kind, data):
 def stream(cid, mid):
     """Server-Sent Events: each piece of the reply, then its rendered form, the title, and done."""
     conversations = current_conversations()
-    conversation, message = _load(conversations, cid, mid)
-    if message.role != "assistant":
-        abort(404)
     events = run_reply(conversations, get_llm(), cid, mid, Settings.from_config(current_app.config))
+    try:
+        first_kind, first_value = next(events)  # claims the reply, or finds it finished: 404 when it does not exist
+    except NotFound:
+        abort(404)
 
     def generate():
         try:
             with closing(events):
-                for kind, value in events:
+                for kind, value in chain([(first_kind, first_value)], events):
                     if kind == "token":
                         yield _event("token", escape(value))
                     elif kind == "heartbeat":
                         yield ": heartbeat\n\n"
                     elif kind == "final":
-                        yield _event("final", render_template("_message.html", conversation=conversation,
-                                                              message=value))
+                        yield _event("final", render_template("_message.html", conversation=value[0],
+                                                              message=value[1]))
                     elif kind == "title":
                         yield _event("title", render_template("_title_update.html", conversation=value,
                                                               entries=conversations.index(), current_id=cid))
         except StorageError as error:
             current_app.logger.error("storage failed during a reply: %s", error)
-            unsaved = Message(id=mid, role="assistant", content="", created_at=message.created_at,
-                              status=ERROR, model=message.model, error=UNSAVED_REPLY)
-            yield _event("final", render_template("_message.html", conversation=conversation, message=unsaved))
+            unsaved = Message(id=mid, role="assistant", content="", created_at="", status=ERROR, error=UNSAVED_REPLY)
+            yield _event("final", render_template("_message.html", conversation=Conversation(cid, "", "", ""),
+                                                  message=unsaved))
         yield _event("done", "")
 
     return Response(stream_with_context(generate()), mimetype="text/event-stream",

@@ -195,11 +195,13 @@ class Conversations:
         conversation = self.update(cid, append)
         return conversation, added[-1]
 
-    def update(self, cid, change):
+    def update(self, cid, change, touch=True):
         """Apply change(conversation) -> False to skip the write; return the result.
 
         The change is re-applied on a concurrent write, so it must depend only
-        on the conversation it is given.
+        on the conversation it is given. touch=False is for bookkeeping the
+        sidebar does not show (a reply claimed, a stop asked): updated_at and
+        the index stay as they are, which saves the index's read and write.
         """
         changed = False
 
@@ -211,11 +213,12 @@ class Conversations:
             changed = change(conversation) is not False
             if not changed:
                 return None
-            conversation.updated_at = now()
+            if touch:
+                conversation.updated_at = now()
             return conversation.to_dict()
 
         conversation = Conversation.from_dict(update_json(self.store, self._key(cid), apply))
-        if changed:
+        if changed and touch:
             self._index_upsert(conversation)
         return conversation
 
@@ -258,7 +261,7 @@ class Conversations:
             message.stop_requested = True
             return True
 
-        return self.update(cid, stop)
+        return self.update(cid, stop, touch=False)
 
     def search(self, query):
         """Return [(entry, snippet)] for conversations whose title or messages contain every word."""

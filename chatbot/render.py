@@ -1,7 +1,7 @@
 """Markdown to safe HTML: model output is untrusted, so it is rendered, then cleaned."""
 
 import threading
-from functools import partial
+from functools import lru_cache, partial
 
 import bleach
 import markdown
@@ -55,8 +55,13 @@ def _cleaner():
     return _local.cleaner
 
 
+@lru_cache(maxsize=1024)
 def render_markdown(text):
-    """Return the Markdown text as sanitised HTML, safe to put in a page."""
+    """Return the Markdown text as sanitised HTML, safe to put in a page.
+
+    Cached: a page view re-renders every reply of the conversation, and
+    rendering (Markdown, Pygments, bleach) costs far more than the lookup.
+    """
     html = markdown.markdown(text, extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS,
                              output_format="html")
     return Markup(_cleaner().clean(html))

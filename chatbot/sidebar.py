@@ -7,6 +7,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from markupsafe import Markup, escape
 
 from .auth import current_conversations, user_required
+from .chat import is_htmx
 from .conversations import MAX_TITLE_CHARS, NotFound
 from .llm import get_llm
 
@@ -14,7 +15,7 @@ bp = Blueprint("sidebar", __name__, url_prefix="/sidebar")
 
 # The sidebar renders this many entries; older ones load on demand, so a page
 # costs the same at 10 or 10,000 conversations.
-PAGE_SIZE = 100
+PAGE_SIZE = 50
 
 
 @bp.app_template_global()
@@ -64,10 +65,6 @@ def highlight(text, query, context=60):
     return Markup("").join(marked)
 
 
-def _is_htmx():
-    return request.headers.get("HX-Request") == "true"
-
-
 def _entry(conversations, cid):
     try:
         return conversations.get(cid).index_entry()
@@ -91,7 +88,7 @@ def search():
     """Conversations whose title or messages contain the words: a fragment for htmx, else a page."""
     conversations = current_conversations()
     query = request.args.get("q", "").strip()[:200]
-    if _is_htmx():
+    if is_htmx():
         if not query:
             response = make_response(render_template("_conversation_list.html", entries=conversations.index()))
         else:
@@ -121,7 +118,7 @@ def rename(cid):
     conversations = current_conversations()
     entry = _entry(conversations, cid)
     if request.method == "GET":
-        if _is_htmx():
+        if is_htmx():
             return render_template("_rename_form.html", entry=entry)
         return render_template("sidebar_page.html", heading="Rename conversation", action="rename", entry=entry)
 
@@ -132,12 +129,12 @@ def rename(cid):
     elif len(title) > MAX_TITLE_CHARS:
         error = f"Titles have at most {MAX_TITLE_CHARS} characters."
     if error:
-        if _is_htmx():
+        if is_htmx():
             return render_template("_rename_form.html", entry=entry, title=title, error=error), 400
         return render_template("sidebar_page.html", heading="Rename conversation", action="rename",
                                entry=entry, title=title, error=error), 400
     renamed = conversations.rename(cid, title)
-    if _is_htmx():
+    if is_htmx():
         return render_template("_conversation_entry.html", entry=renamed.index_entry())
     return redirect(url_for("chat.conversation", cid=cid), 303)
 
@@ -151,7 +148,7 @@ def delete(cid):
     if request.method == "GET":
         return render_template("sidebar_page.html", heading="Delete conversation", action="delete", entry=entry)
     conversations.delete(cid)
-    if not _is_htmx():
+    if not is_htmx():
         return redirect(url_for("chat.index"), 303)
     entries = conversations.index()
     current_url = request.headers.get("HX-Current-URL", "")

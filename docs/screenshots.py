@@ -25,7 +25,9 @@ def main():
         page = context.new_page()
         page.goto(server.url)
         for prompt in PROMPTS:
-            page.get_by_role("link", name="New chat", exact=True).click()
+            with page.expect_response(lambda response: response.url.endswith("/new")):
+                page.get_by_role("link", name="New chat", exact=True).click()
+            page.wait_for_function("!document.querySelector('.htmx-request, .htmx-settling')")
             page.locator('textarea[name="text"]').fill(prompt)
             page.locator('textarea[name="text"]').press("Enter")
             expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done", timeout=60_000)

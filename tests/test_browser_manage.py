@@ -83,7 +83,8 @@ def test_delete_asks_then_removes_the_conversation_and_clears_the_pane(page):
 
 def test_search_filters_as_you_type_and_marks_the_words(page):
     send(page, "Bananas are yellow")
-    page.get_by_role("link", name="New chat").click()
+    page.get_by_role("link", name="New chat", exact=True).click()
+    expect(page.locator('[data-role="user"]')).to_have_count(0)  # the new chat's composer is in place
     send(page, "Cherries are red")
     expect(entries(page)).to_have_count(2)
     page.get_by_label("Search conversations").type("banan")
