@@ -236,6 +236,8 @@ def stream(cid, mid):
                     elif kind == "title":
                         yield _event("title", render_template("_title_update.html", conversation=value,
                                                               entries=conversations.index(), current_id=cid))
+        except NotFound:
+            pass  # the conversation was deleted, or the message edited away, while the reply streamed
         except StorageError as error:
             current_app.logger.error("storage failed during a reply: %s", error)
             unsaved = Message(id=mid, role="assistant", content="", created_at="", status=ERROR, error=UNSAVED_REPLY)

@@ -169,7 +169,9 @@ def run_reply(conversations, llm, cid, mid, settings):
 
     conversation = conversations.update(cid, claim, touch=False)
     if not claimed:
-        while conversation.message(mid).status == STREAMING:
+        # Another worker is generating it: wait for its result (a worker that died leaves a
+        # stale claim, which the browser's next connection takes over).
+        while conversation.message(mid).status == STREAMING and not _is_stale(conversation.message(mid)):
             time.sleep(POLL_SECONDS)
             conversation = conversations.get(cid)
             yield "heartbeat", None

@@ -1,6 +1,7 @@
 """Blueprint "sidebar": the user's conversations: list, search, rename, delete."""
 
 import re
+from urllib.parse import urlsplit
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
@@ -111,6 +112,13 @@ def entry(cid):
     return render_template("_conversation_entry.html", entry=_entry(current_conversations(), cid))
 
 
+def _rename_form(entry, status=200, **context):
+    if is_htmx():
+        return render_template("_rename_form.html", entry=entry, **context), status
+    return render_template("sidebar_page.html", heading="Rename conversation", action="rename", entry=entry,
+                           **context), status
+
+
 @bp.route("/<cid>/rename", methods=["GET", "POST"])
 @user_required
 def rename(cid):
@@ -118,21 +126,12 @@ def rename(cid):
     conversations = current_conversations()
     entry = _entry(conversations, cid)
     if request.method == "GET":
-        if is_htmx():
-            return render_template("_rename_form.html", entry=entry)
-        return render_template("sidebar_page.html", heading="Rename conversation", action="rename", entry=entry)
-
+        return _rename_form(entry)
     title = " ".join(request.form.get("title", "").split())
-    error = None
     if not title:
-        error = "A title cannot be empty."
-    elif len(title) > MAX_TITLE_CHARS:
-        error = f"Titles have at most {MAX_TITLE_CHARS} characters."
-    if error:
-        if is_htmx():
-            return render_template("_rename_form.html", entry=entry, title=title, error=error), 400
-        return render_template("sidebar_page.html", heading="Rename conversation", action="rename",
-                               entry=entry, title=title, error=error), 400
+        return _rename_form(entry, 400, title=title, error="A title cannot be empty.")
+    if len(title) > MAX_TITLE_CHARS:
+        return _rename_form(entry, 400, title=title, error=f"Titles have at most {MAX_TITLE_CHARS} characters.")
     renamed = conversations.rename(cid, title)
     if is_htmx():
         return render_template("_conversation_entry.html", entry=renamed.index_entry())
@@ -150,11 +149,11 @@ def delete(cid):
     conversations.delete(cid)
     if not is_htmx():
         return redirect(url_for("chat.index"), 303)
-    entries = conversations.index()
-    current_url = request.headers.get("HX-Current-URL", "")
-    showing_deleted = current_url.split("?")[0].split("#")[0].endswith(url_for("chat.conversation", cid=cid))
+    # When the deleted conversation is the one on screen, the pane becomes a new chat.
+    showing_deleted = urlsplit(request.headers.get("HX-Current-URL", "")).path == url_for("chat.conversation",
+                                                                                         cid=cid)
     response = make_response(render_template(
-        "_sidebar_after_delete.html", entries=entries, models=get_llm().models, conversation=None,
+        "_sidebar_after_delete.html", entries=conversations.index(), models=get_llm().models, conversation=None,
         replace_chat=showing_deleted))
     if showing_deleted:
         response.headers["HX-Push-Url"] = url_for("chat.new")

@@ -87,6 +87,7 @@ def test_search_filters_as_you_type_and_marks_the_words(page):
     expect(page.locator('[data-role="user"]')).to_have_count(0)  # the new chat's composer is in place
     send(page, "Cherries are red")
     expect(entries(page)).to_have_count(2)
+    expect(entries(page).locator(".entry-link", has_text="Untitled chat")).to_have_count(0, timeout=30_000)
     page.get_by_label("Search conversations").type("banan")
     expect(entries(page)).to_have_count(1)
     expect(page.locator("#conversation-list mark").first).to_have_text("Banan", ignore_case=True)
@@ -111,7 +112,8 @@ def test_stop_keeps_what_was_generated(browser, tmp_path, local_llm):
 
 def test_regenerate_and_edit_the_last_message(page):
     send(page, "Waht is the sun?")
-    page.get_by_role("button", name="Regenerate").click()
+    with page.expect_response(lambda response: response.url.endswith("/regenerate")):
+        page.get_by_role("button", name="Regenerate").click()
     reply = page.locator('[data-role="assistant"]')
     expect(reply).to_have_attribute("data-status", "done", timeout=60_000)
     expect(reply).to_have_count(1)

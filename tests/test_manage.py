@@ -228,3 +228,19 @@ def test_group_by_date():
 def test_highlight_escapes_and_marks():
     assert str(highlight("<b>Tom</b> & tomatoes", "tom")) == \
         "&lt;b&gt;<mark>Tom</mark>&lt;/b&gt; &amp; <mark>tom</mark>atoes"
+
+
+def test_a_reply_edited_away_while_streaming_ends_its_stream_quietly(tmp_path, local_llm):
+    app = make_app(tmp_path, local_llm, MAX_TOKENS=400)
+    client = app.test_client()
+    cid, mid = start_conversation(client, "Write a long poem.")
+    user_id = stored_conversations(app)[0]["messages"][0]["id"]
+    response = client.get(stream_url(cid, mid), buffered=False)
+    chunks = iter(response.response)
+    while b"event: token" not in next(chunks):
+        pass
+    client.post(f"/c/{cid}/messages/{user_id}/edit", data={"text": "Write a short poem."}, headers=HTMX)
+    rest = b"".join(chunks).decode()
+    assert rest.rstrip().endswith("event: done\ndata:")
+    messages = stored_conversations(app)[0]["messages"]
+    assert messages[0]["content"] == "Write a short poem." and messages[1]["id"] != mid
