@@ -32,7 +32,7 @@ def is_fragment_request():
 
 def _page_or_fragment(template, fragment, **context):
     conversations = current_conversations()
-    context.setdefault("entries", conversations.index())
+    context.setdefault("entries", conversations.index_page())
     context.setdefault("models", get_llm().models)
     conversation = context.get("conversation")
     context["current_id"] = conversation.id if conversation else None
@@ -88,10 +88,10 @@ def _finish_without_javascript(conversations, conversation, reply):
 @user_required
 def index():
     """Open the most recent conversation, or a new chat when there is none."""
-    entries = current_conversations().index()
+    entries = current_conversations().index(limit=1)
     if entries:
         return redirect(url_for("chat.conversation", cid=entries[0]["id"]))
-    return _page_or_fragment("chat.html", "_conversation.html", conversation=None, entries=entries)
+    return _page_or_fragment("chat.html", "_conversation.html", conversation=None)
 
 
 @bp.get("/new")
@@ -235,7 +235,7 @@ def stream(cid, mid):
                                                               message=value[1]))
                     elif kind == "title":
                         yield _event("title", render_template("_title_update.html", conversation=value,
-                                                              entries=conversations.index(), current_id=cid))
+                                                              entries=conversations.index_page(), current_id=cid))
         except NotFound:
             pass  # the conversation was deleted, or the message edited away, while the reply streamed
         except StorageError as error:

@@ -5,6 +5,7 @@ Keys (the same in every backend):
     users/{uid}/conversations/{cid}.json  the whole conversation
 """
 
+import json
 import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,8 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16}$")
 MAX_TITLE_CHARS = 100
 # Search reads message text from at most this many of the newest conversations.
 SEARCH_DEPTH = 300
+# The sidebar lists this many conversations a page.
+INDEX_PAGE = 50
 
 # A reply's life: pending (asked for) -> streaming (a worker claimed it) ->
 # done | error | stopped (what was generated is kept).
@@ -131,6 +134,12 @@ class Conversation:
         return {"id": self.id, "title": self.title, "updated_at": self.updated_at, "model": self.model}
 
 
+def encode_index(entries):
+    """JSON with one entry a line, so the newest can be read without parsing the rest."""
+    lines = [json.dumps(entry, ensure_ascii=False, separators=(",", ":")) for entry in entries]
+    return ("[\n" + ",\n".join(lines) + "\n]").encode()
+
+
 def _exchange(text, model):
     """A user message and the pending assistant reply that answers it."""
     stamp = now()
@@ -157,10 +166,23 @@ class Conversations:
             raise NotFound(cid)
         return f"users/{self.uid}/conversations/{cid}.json"
 
-    def index(self):
-        """The sidebar's list of {id, title, updated_at, model}, newest first (one read)."""
-        entries, _ = read_json(self.store, self._index_key())
-        return entries or []
+    def index(self, limit=None):
+        """The sidebar's list of {id, title, updated_at, model}, newest first (one read).
+
+        With limit, only the newest entries are parsed: the index is stored one
+        entry a line, so a page view's cost does not grow with the whole list.
+        """
+        found = self.store.read(self._index_key())
+        if found is None:
+            return []
+        lines = found[0].split(b"\n", limit + 1) if limit is not None else []
+        if not lines or lines[0] != b"[":  # the whole list, or an index not written one entry a line
+            return json.loads(found[0])[:limit]
+        return [json.loads(line.rstrip(b",")) for line in lines[1:limit + 1] if line not in (b"]", b"")]
+
+    def index_page(self):
+        """The entries the sidebar's first page shows, and one more to tell whether there are older ones."""
+        return self.index(limit=INDEX_PAGE + 1)
 
     def get(self, cid):
         """Return the conversation or raise NotFound."""
@@ -299,7 +321,7 @@ class Conversations:
         self.get(cid)
         self.store.delete(self._key(cid))
         update_json(self.store, self._index_key(),
-                    lambda entries: [entry for entry in entries or [] if entry["id"] != cid])
+                    lambda entries: [entry for entry in entries or [] if entry["id"] != cid], encode=encode_index)
 
     def _index_upsert(self, conversation):
         # Written after the conversation, so a crash in between leaves the
@@ -316,4 +338,4 @@ class Conversations:
             entries.sort(key=lambda item: item["updated_at"], reverse=True)
             return entries
 
-        update_json(self.store, self._index_key(), upsert)
+        update_json(self.store, self._index_key(), upsert, encode=encode_index)

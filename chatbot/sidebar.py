@@ -9,20 +9,15 @@ from markupsafe import Markup, escape
 
 from .auth import current_conversations, user_required
 from .chat import is_htmx
-from .conversations import MAX_TITLE_CHARS, NotFound
+from .conversations import INDEX_PAGE, MAX_TITLE_CHARS, NotFound
 from .llm import get_llm
 
 bp = Blueprint("sidebar", __name__, url_prefix="/sidebar")
 
-# The sidebar renders this many entries; older ones load on demand, so a page
-# costs the same at 10 or 10,000 conversations.
-PAGE_SIZE = 50
-
-
 @bp.app_template_global()
 def sidebar_page_size():
-    """How many conversations one page of the sidebar lists."""
-    return PAGE_SIZE
+    """How many conversations one page of the sidebar lists (older ones load on demand)."""
+    return INDEX_PAGE
 
 
 @bp.app_template_filter("by_date")
@@ -78,8 +73,9 @@ def _entry(conversations, cid):
 def conversation_list():
     """The conversation list fragment, newest first (one storage read)."""
     offset = max(0, request.args.get("offset", 0, type=int))
+    conversations = current_conversations()
     template = "_conversation_page.html" if offset else "_conversation_list.html"
-    return render_template(template, entries=current_conversations().index(),
+    return render_template(template, entries=conversations.index() if offset else conversations.index_page(),
                            current_id=request.args.get("current"), offset=offset)
 
 
@@ -91,12 +87,12 @@ def search():
     query = request.args.get("q", "").strip()[:200]
     if is_htmx():
         if not query:
-            response = make_response(render_template("_conversation_list.html", entries=conversations.index()))
+            response = make_response(render_template("_conversation_list.html", entries=conversations.index_page()))
         else:
             response = make_response(render_template("_search_results.html", query=query,
                                                      results=conversations.search(query)))
     else:
-        context = {"entries": conversations.index(), "models": get_llm().models, "conversation": None,
+        context = {"entries": conversations.index_page(), "models": get_llm().models, "conversation": None,
                    "query": query}
         if query:
             context["results"] = conversations.search(query)
@@ -153,7 +149,7 @@ def delete(cid):
     showing_deleted = urlsplit(request.headers.get("HX-Current-URL", "")).path == url_for("chat.conversation",
                                                                                          cid=cid)
     response = make_response(render_template(
-        "_sidebar_after_delete.html", entries=conversations.index(), models=get_llm().models, conversation=None,
+        "_sidebar_after_delete.html", entries=conversations.index_page(), models=get_llm().models, conversation=None,
         replace_chat=showing_deleted))
     if showing_deleted:
         response.headers["HX-Push-Url"] = url_for("chat.new")

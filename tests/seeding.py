@@ -3,7 +3,7 @@
 import json
 from datetime import datetime, timedelta, timezone
 
-from chatbot.conversations import Conversation, Message, new_id
+from chatbot.conversations import Conversation, Message, encode_index, new_id
 
 
 def seed_conversations(store, uid, count, messages=2, write_conversations=True):
@@ -23,5 +23,5 @@ def seed_conversations(store, uid, count, messages=2, write_conversations=True):
                         json.dumps(conversation.to_dict()).encode())
         entries.append(conversation.index_entry())
     entries.reverse()
-    store.write(f"users/{uid}/index.json", json.dumps(entries).encode())
+    store.write(f"users/{uid}/index.json", encode_index(entries))
     return entries

@@ -95,3 +95,15 @@ def test_two_threads_appending_25_messages_each_keep_all_50(store):
     assert len(user_texts) == 51  # the first message and 2 x 25
     assert len(messages) == 102
     assert conversations.index()[0]["id"] == conversation.id
+
+
+def test_index_is_plain_json_and_its_first_page_reads_alone(store):
+    conversations = Conversations(store, new_id())
+    started = [conversations.start(f"message {number}", "model")[0].id for number in range(5)]
+    stored = json.loads(store.read(f"users/{conversations.uid}/index.json")[0])
+    assert [entry["id"] for entry in stored] == started[::-1]
+    assert conversations.index(limit=2) == stored[:2]
+    assert conversations.index(limit=10) == stored == conversations.index()
+    for entry in stored:
+        conversations.delete(entry["id"])
+    assert conversations.index(limit=2) == [] == conversations.index()

@@ -33,7 +33,8 @@ def translate(error):
             return Rejected(str(error), "The model service could not run this request "
                                         "(unknown model, or the conversation is too long).")
         return Unavailable(str(error))
-    if isinstance(error, TextGenerationError):  # an error event in the middle of a stream
+    if isinstance(error, TextGenerationError | ValueError):
+        # An error event in the middle of a stream, or a stream cut mid-line (its JSON does not parse).
         return Unavailable(str(error), "The model stopped with an error before finishing.")
     if isinstance(error, httpx2.TransportError):
         return Unavailable(str(error), "The model server cannot be reached right now. Please retry shortly.")
@@ -71,7 +72,7 @@ class HuggingFaceLLM:
                     piece = chunk.choices[0].delta.content if chunk.choices else None
                     if piece:
                         yield piece
-        except (HfHubHTTPError, TextGenerationError, httpx2.HTTPError, OSError) as error:
+        except (HfHubHTTPError, TextGenerationError, httpx2.HTTPError, OSError, ValueError) as error:
             raise translate(error) from error
 
     def complete(self, messages, model=None, **params):

@@ -8,7 +8,7 @@ from flask import current_app
 
 from .base import Conflict, Store, StorageError, StorageUnavailable
 
-__all__ = ["Conflict", "Store", "StorageError", "StorageUnavailable", "get_store", "init_app",
+__all__ = ["Conflict", "Store", "StorageError", "StorageUnavailable", "encode_json", "get_store", "init_app",
            "open_store", "read_json", "update_json"]
 
 MAX_ATTEMPTS = 20
@@ -51,7 +51,12 @@ def read_json(store, key):
     return json.loads(data), version
 
 
-def update_json(store, key, change):
+def encode_json(document):
+    """Compact JSON bytes."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def update_json(store, key, change, encode=encode_json):
     """Apply change(document or None) -> new document or None (no write) with compare-and-swap.
 
     On a concurrent write the document is read again and change applied again,
@@ -62,7 +67,7 @@ def update_json(store, key, change):
         updated = change(document)
         if updated is None:
             return document
-        data = json.dumps(updated, ensure_ascii=False, separators=(",", ":")).encode()
+        data = encode(updated)
         try:
             store.write(key, data, version=version, create=version is None)
         except Conflict:
