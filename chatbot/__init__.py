@@ -26,8 +26,8 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     config.validate(app)
     os.makedirs(app.instance_path, exist_ok=True)
-    if not app.logger.handlers or app.debug:
-        logging.basicConfig(level=logging.INFO)
+    # INFO to stderr unless the server configured logging already (gunicorn logs its own way).
+    logging.basicConfig(level=logging.INFO)
 
     from .render import render_markdown
 

