@@ -105,6 +105,8 @@ def test_htmx_send_answers_user_bubble_and_streaming_reply(client):
     assert "And another &lt;b&gt;thing&lt;/b&gt;" in response.text
     assert 'data-status="streaming"' in response.text
     assert 'sse-connect="/c/' in response.text and 'sse-close="done"' in response.text
+    # Screen readers hear the finished reply once, not every token as it streams.
+    assert 'class="content streaming" aria-hidden="true"' in response.text
 
 
 def test_stream_sends_tokens_then_rendered_reply_title_and_done(client, app):
