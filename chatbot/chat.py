@@ -112,7 +112,10 @@ def start():
     conversation, reply = conversations.start(text, model)
     if not is_htmx():
         return _finish_without_javascript(conversations, conversation, reply)
-    response = _page_or_fragment("chat.html", "_conversation.html", conversation=conversation)
+    # Small on purpose: the reply's stream opens once the browser has swapped this in.
+    # The sidebar learns of the conversation from the stream's first event.
+    response = make_response(render_template("_started.html", conversation=conversation,
+                                             messages=conversation.messages, models=get_llm().models))
     response.headers["HX-Push-Url"] = url_for("chat.conversation", cid=conversation.id)
     return response
 
@@ -228,6 +231,9 @@ def stream(cid, mid):
                 for kind, value in chain([(first_kind, first_value)], events):
                     if kind == "token":
                         yield _event("token", escape(value))
+                    elif kind == "claimed":  # while the model starts: the conversation goes to the top
+                        yield _event("sidebar", render_template("_conversation_list.html",
+                                                                entries=conversations.index_page(), current_id=cid))
                     elif kind == "heartbeat":
                         yield ": heartbeat\n\n"
                     elif kind == "final":

@@ -116,6 +116,8 @@ def test_stream_sends_tokens_then_rendered_reply_title_and_done(client, app):
     assert response.mimetype == "text/event-stream"
     events = parse_events(response.text)
     kinds = [kind for kind, _ in events]
+    assert kinds[0] == "sidebar", "the conversation is listed while the model starts"
+    assert f'data-conversation-id="{cid}"' in events[0][1]
     assert kinds.count("token") >= 2, "the reply should arrive in several pieces"
     assert kinds[-3:] == ["final", "title", "done"]
     streamed = html.unescape("".join(data for kind, data in events if kind == "token"))

@@ -115,10 +115,11 @@
     if (error) error.textContent = "";
   });
 
-  // A new title refreshes the sidebar list, which would wipe search results the user is reading.
+  // A reply refreshes the sidebar list, which would wipe search results the user is reading.
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
     var search = document.querySelector('#sidebar input[type="search"]');
-    if (event.detail.type === "title" && search && search.value.trim() !== "") event.preventDefault();
+    var type = event.detail.type;
+    if ((type === "sidebar" || type === "title") && search && search.value.trim() !== "") event.preventDefault();
   });
 
   document.addEventListener("htmx:load", function (event) {
