@@ -333,8 +333,8 @@ class Conversations:
             if any(existing["id"] == entry["id"] and existing["updated_at"] >= entry["updated_at"]
                    for existing in entries):
                 return None  # a newer write already updated it
-            entries = [existing for existing in entries if existing["id"] != entry["id"]]
-            entries.append(entry)
+            # First, so that the stable sort keeps the newest first among equal timestamps.
+            entries = [entry] + [existing for existing in entries if existing["id"] != entry["id"]]
             entries.sort(key=lambda item: item["updated_at"], reverse=True)
             return entries
 

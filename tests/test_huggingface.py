@@ -113,7 +113,7 @@ def test_server_gone_mid_stream_keeps_the_partial_reply(tmp_path, local_llm, lla
     events = parse_events(b"".join(chunks).decode())
     final = dict(events)["final"]
     assert 'data-status="error"' in final
-    assert "cannot be reached" in final or "stopped with an error" in final
+    assert "cannot be reached" in final or "stopped with an error" in final, final
     [conversation] = stored_conversations(app)
     user, reply = conversation["messages"]
     assert user["content"] == "Count from one to one hundred in words."

@@ -36,7 +36,7 @@ def translate(error):
     if isinstance(error, TextGenerationError | ValueError):
         # An error event in the middle of a stream, or a stream cut mid-line (its JSON does not parse).
         return Unavailable(str(error), "The model stopped with an error before finishing.")
-    if isinstance(error, httpx2.TransportError):
+    if isinstance(error, httpx2.TransportError | OSError):  # refused, reset, or cut mid-stream
         return Unavailable(str(error), "The model server cannot be reached right now. Please retry shortly.")
     return LLMError(str(error))
 
