@@ -142,7 +142,9 @@ def send(cid):
         abort(404)
     if not is_htmx():
         return _finish_without_javascript(conversations, conversation, reply)
-    return render_template("_exchange.html", conversation=conversation, messages=conversation.messages[-2:])
+    previous_reply = conversation.messages[-3] if len(conversation.messages) > 2 else None
+    return render_template("_sent.html", conversation=conversation, messages=conversation.messages[-2:],
+                           previous_reply=previous_reply)
 
 
 @bp.post("/c/<cid>/messages/<mid>/regenerate")

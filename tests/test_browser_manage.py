@@ -37,10 +37,13 @@ def page(browser, live_app):
 
 def send(page, text):
     """Type a message, press Enter, and wait for the whole reply."""
+    replies = page.locator('[data-role="assistant"]')
+    before = replies.count()
     composer = page.locator('textarea[name="text"]')
     composer.fill(text)
     composer.press("Enter")
-    reply = page.locator('[data-role="assistant"]').last
+    expect(replies).to_have_count(before + 1)
+    reply = replies.last
     expect(reply).to_have_attribute("data-status", "done", timeout=60_000)
     return reply
 
@@ -218,3 +221,12 @@ def test_axe_finds_no_serious_violations(browser, live_app, scheme):
     page.goto(live_app.url + "/auth/login")
     assert axe_violations(page) == []
     page.context.close()
+
+
+def test_only_the_newest_message_keeps_edit_and_regenerate(page):
+    send(page, "First question")
+    send(page, "Second question")
+    expect(page.get_by_role("link", name="Edit your last message")).to_have_count(1)
+    expect(page.get_by_role("button", name="Regenerate")).to_have_count(1)
+    edit = page.locator('[data-role="user"]').last.get_by_role("link", name="Edit your last message")
+    expect(edit).to_be_visible()
