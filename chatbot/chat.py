@@ -10,7 +10,7 @@ from flask import (Blueprint, Response, abort, current_app, make_response, redir
 from markupsafe import escape
 
 from .auth import current_conversations, user_required
-from .conversations import DONE, ERROR, Conversation, Message, NotFound
+from .conversations import ERROR, Conversation, Message, NotFound
 from .llm import get_llm
 from .replies import Settings, reset_reply, run_reply
 from .storage import StorageError
@@ -152,10 +152,10 @@ def send(cid):
 def regenerate(cid, mid):
     """Ask the model again: retry a failed or stopped reply, or regenerate the last one."""
     conversations = current_conversations()
-    conversation, message = _load(conversations, cid, mid)
-    if message.role != "assistant" or (message.status == DONE and mid != conversation.last_reply_id):
+    try:
+        conversation = reset_reply(conversations, cid, mid)
+    except NotFound:
         abort(404)
-    conversation = reset_reply(conversations, cid, mid)
     if not is_htmx():
         return _finish_without_javascript(conversations, conversation, conversation.message(mid))
     return render_template("_message.html", conversation=conversation, message=conversation.message(mid))
@@ -165,9 +165,10 @@ def regenerate(cid, mid):
 @user_required
 def stop(cid, mid):
     """Stop a reply being generated; what was generated so far is kept."""
-    conversations = current_conversations()
-    _load(conversations, cid, mid)
-    conversations.request_stop(cid, mid)
+    try:
+        current_conversations().request_stop(cid, mid)
+    except NotFound:
+        abort(404)
     return "", 204
 
 

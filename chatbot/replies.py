@@ -243,11 +243,17 @@ def _set_auto_title(conversation, title):
 
 
 def reset_reply(conversations, cid, mid):
-    """Make a finished reply pending again (retry / regenerate); return the conversation."""
+    """Make a finished reply pending again (retry / regenerate); return the conversation.
+
+    A failed or stopped reply can be retried anywhere; a finished one only when it is
+    the last (NotFound otherwise). A reply already pending or streaming is left alone.
+    """
 
     def reset(conversation):
         message = conversation.message(mid)
-        if message.role != "assistant" or message.status in (PENDING, STREAMING):
+        if message.role != "assistant" or (message.status == DONE and mid != conversation.last_reply_id):
+            raise NotFound(mid)
+        if message.status in (PENDING, STREAMING):
             return False
         message.status, message.content, message.error, message.stop_requested = PENDING, "", None, False
         return True

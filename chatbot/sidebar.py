@@ -139,10 +139,13 @@ def rename(cid):
 def delete(cid):
     """Delete a conversation after a confirmation (hx-confirm, or a page without JavaScript)."""
     conversations = current_conversations()
-    entry = _entry(conversations, cid)
     if request.method == "GET":
-        return render_template("sidebar_page.html", heading="Delete conversation", action="delete", entry=entry)
-    conversations.delete(cid)
+        return render_template("sidebar_page.html", heading="Delete conversation", action="delete",
+                               entry=_entry(conversations, cid))
+    try:
+        conversations.delete(cid)
+    except NotFound:
+        abort(404)
     if not is_htmx():
         return redirect(url_for("chat.index"), 303)
     # When the deleted conversation is the one on screen, the pane becomes a new chat.

@@ -244,3 +244,12 @@ def test_a_reply_edited_away_while_streaming_ends_its_stream_quietly(tmp_path, l
     assert rest.rstrip().endswith("event: done\ndata:")
     messages = stored_conversations(app)[0]["messages"]
     assert messages[0]["content"] == "Write a short poem." and messages[1]["id"] != mid
+
+
+def test_controls_on_unknown_conversations_or_messages_are_404(client):
+    cid, mid = finished_conversation(client)
+    unknown = "AAAAAAAAAAAAAAAA"
+    assert client.post(f"/c/{cid}/messages/{unknown}/stop", headers=HTMX).status_code == 404
+    assert client.post(f"/c/{unknown}/messages/{mid}/regenerate", headers=HTMX).status_code == 404
+    assert client.post(f"/sidebar/{unknown}/delete", headers=HTMX).status_code == 404
+    assert client.get(f"/c/{cid}").status_code == 200
