@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install install-dev run test bench chromium wrk clean
+.PHONY: install install-dev run test test-fast bench chromium redis-server wrk clean
 
 install: $(VENV)/.installed-app
 install-dev: $(VENV)/.installed-dev
@@ -29,6 +29,10 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-app
 chromium:
 	@test -x $(CHROMIUM) || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
+# Debian's Redis for the tests that need a real one (the redis_server fixture runs /usr/bin/redis-server).
+redis-server:
+	@test -x /usr/bin/redis-server || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; }
+
 run: install
 	FLASK_DEBUG=1 $(BIN)/flask --app chatbot run --port $(PORT)
 
@@ -37,8 +41,12 @@ AXE := tests/node_modules/axe-core/axe.min.js
 $(AXE):
 	cd tests && npm install --silent --no-save --no-package-lock --no-audit --no-fund axe-core@4.14.1
 
-test: install-dev chromium $(AXE)
+test: install-dev chromium redis-server $(AXE)
 	$(BIN)/python -m pytest
+
+# What needs no browser, S3 server, real model, Redis or gunicorn: a quick check while working.
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not browser and not s3 and not model and not redis and not gunicorn"
 
 # wrk, the load generator of the benchmarks.
 wrk:

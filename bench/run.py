@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 import fake_model  # noqa: E402
-from conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer, free_port, make_app  # noqa: E402
-from s3server import CREDENTIALS, S3Server  # noqa: E402
-from seeding import seed_conversations  # noqa: E402
+from support import CHROMIUM, CHROMIUM_ARGS, CREDENTIALS, LiveServer, S3Server, free_port  # noqa: E402
+from support import build_app as make_app  # noqa: E402
+from support import seed_conversations  # noqa: E402
 
 from chatbot.conversations import new_id  # noqa: E402
 from chatbot.llm.local import LocalLLM, default_model_path  # noqa: E402
@@ -456,7 +456,7 @@ def bench_gunicorn(streams=50):
 def bench_local_memory():
     code = (
         "import sys; sys.path[:0] = ['.', 'tests'];"
-        "from conftest import make_app; from chatbot.llm.local import LocalLLM; from pathlib import Path;"
+        "from support import build_app as make_app; from chatbot.llm.local import LocalLLM; from pathlib import Path;"
         "import tempfile; app = make_app(Path(tempfile.mkdtemp()), LocalLLM());"
         "llm = app.extensions['llm']; print(''.join(llm.stream([{'role': 'user', 'content': 'hi'}], max_tokens=8)));"
         "print([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1])"

@@ -10,15 +10,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer, make_app  # noqa: E402
 from chatbot.llm.local import LocalLLM  # noqa: E402
+from support import CHROMIUM, CHROMIUM_ARGS, LiveServer, build_app  # noqa: E402
 
 PROMPTS = ["Write a Python function that reverses a string.", "What is the capital of France?"]
 
 
 def main():
     """Chat twice, then photograph the conversation in each scheme and on a phone."""
-    app = make_app(Path(tempfile.mkdtemp()), LocalLLM(), MAX_TOKENS=160)
+    app = build_app(Path(tempfile.mkdtemp()), LocalLLM(), MAX_TOKENS=160)
     with LiveServer(app) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1000, "height": 620})

@@ -1,32 +1,11 @@
-"""Shared fixtures: the app over a temporary folder store and the real local model."""
+"""Fixtures only; the helpers they use live in support/ (import them from `support`, never from here)."""
 
-import json
 import os
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 
 import pytest
-from werkzeug.serving import make_server
 
-from chatbot import create_app
 from chatbot.llm.local import LocalLLM, default_model_path
-
-# Settings that make the small model quick and repeatable in tests.
-TEST_SETTINGS = {
-    "TESTING": True,
-    "LLM_BACKEND": "local",
-    "TEMPERATURE": 0.0,
-    "MAX_TOKENS": 48,
-    "LLM_SEED": 0,
-    "WTF_CSRF_ENABLED": False,
-}
-CLEARED_ENVIRONMENT = ("HF_TOKEN", "HF_KEY", "HF_BASE_URL", "HF_PROVIDER", "LLM_BACKEND", "STORAGE_URL",
-                       "CHATBOT_MODELS", "SYSTEM_PROMPT", "ALLOW_GUESTS", "MAX_MESSAGE_CHARS", "SECRET_KEY",
-                       "AWS_ENDPOINT_URL", "LOCAL_MODEL_PATH")
+from support import CLEARED_ENVIRONMENT, CREDENTIALS, LlamaServer, RedisServer, S3Server, build_app
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +13,29 @@ def clean_environment(monkeypatch):
     """Tests see only the settings they give, never the developer's environment."""
     for name in CLEARED_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
+
+
+class CountingLocalLLM(LocalLLM):
+    """The real local model, counting its generations: a test not marked `model` must not run it."""
+
+    generations = 0
+
+    def stream(self, *args, **kwargs):
+        """Count, then generate with the real model."""
+        self.generations += 1
+        yield from super().stream(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def unmarked_tests_leave_the_model_alone(request):
+    """Keep `make test-fast` fast and its marker honest: fail a test that ran the real model unmarked."""
+    if request.node.get_closest_marker("model") or "local_llm" not in request.fixturenames:
+        yield
+        return
+    llm = request.getfixturevalue("local_llm")
+    before = llm.generations
+    yield
+    assert llm.generations == before, "this test runs the real model: mark it with @pytest.mark.model"
 
 
 @pytest.fixture(scope="session")
@@ -46,72 +48,49 @@ def model_path():
 
 @pytest.fixture(scope="session")
 def local_llm(model_path):
-    """One real llama.cpp model for the whole session (loading it once keeps the suite fast)."""
-    return LocalLLM(model_path=model_path)
-
-
-def make_app(tmp_path, local_llm, **settings):
-    """An app over a folder store in tmp_path, sharing the session's local model."""
-    app = create_app({**TEST_SETTINGS, "STORAGE_URL": f"file://{tmp_path}/data", **settings})
-    if app.config["LLM_BACKEND"] == "local":
-        app.extensions["llm"] = local_llm
-    return app
+    """One real llama.cpp model for the whole session; it loads on first use, once (it is shared)."""
+    return CountingLocalLLM(model_path=model_path)
 
 
 @pytest.fixture
-def app(tmp_path, local_llm):
-    return make_app(tmp_path, local_llm)
+def make_app(tmp_path, local_llm):
+    """A factory: make_app(**settings) is an app over a folder store in tmp_path with the session's model.
+
+    Each call gets its own folder, so two apps of one test do not share conversations.
+    """
+    made = []
+
+    def make(**settings):
+        made.append(None)
+        return build_app(tmp_path / f"app{len(made)}", local_llm, **settings)
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    """The app with test settings, over a folder store in tmp_path."""
+    return make_app()
 
 
 @pytest.fixture
 def client(app):
+    """Flask's test client for app."""
     return app.test_client()
 
 
-def stored_conversations(app):
-    """Every conversation document in the app's store, as dicts."""
-    store = app.extensions["store"]
-    documents = []
-    for key in store.keys("users/"):
-        if "/conversations/" in key:
-            documents.append(json.loads(store.read(key)[0]))
-    return documents
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """The app served over real HTTP by werkzeug in a thread."""
-
-    def __init__(self, app):
-        self.app = app
-        self.port = free_port()
-        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+@pytest.fixture
+def runner(app):
+    """Click's runner for the app's `flask` commands."""
+    return app.test_cli_runner()
 
 
 @pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium, headless, driven by Playwright."""
     from playwright.sync_api import expect, sync_playwright
+
+    from support import CHROMIUM, CHROMIUM_ARGS
 
     # Waits are on conditions; a generous ceiling keeps a loaded 2-core CI machine from failing them.
     expect.set_options(timeout=15_000)
@@ -125,8 +104,6 @@ def browser():
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's standalone S3 server, over HTTP on a free loopback port, for the whole session."""
-    from s3server import CREDENTIALS, S3Server
-
     os.environ.update(CREDENTIALS)
     server = S3Server().start()
     yield server
@@ -135,23 +112,13 @@ def s3_server():
 
 @pytest.fixture(scope="session")
 def llama_server(model_path):
-    """llama-cpp-python's OpenAI-compatible server on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/v1/models", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("llama_cpp.server did not start")
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    """The base URL of llama-cpp-python's OpenAI-compatible server, on a free loopback port."""
+    with LlamaServer(model_path) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """Debian's redis-server on a free loopback port for the whole session (url, client(), restart())."""
+    with RedisServer() as server:
+        yield server

@@ -1,7 +1,6 @@
 """Guests, accounts, and who may see what."""
 
-from conftest import make_app, stored_conversations
-from test_chat import start_conversation
+from support import start_conversation, stored_conversations
 
 
 def register(client, username="alice", password="correct horse"):
@@ -59,8 +58,8 @@ def test_login_redirects_only_to_local_paths(app):
     assert response.headers["Location"] == "/"
 
 
-def test_without_guests_visitors_must_log_in(tmp_path, local_llm):
-    app = make_app(tmp_path, local_llm, ALLOW_GUESTS=False)
+def test_without_guests_visitors_must_log_in(make_app):
+    app = make_app(ALLOW_GUESTS=False)
     client = app.test_client()
     response = client.get("/")
     assert response.status_code == 302 and response.headers["Location"].startswith("/auth/login")

@@ -3,26 +3,22 @@
 import pytest
 from playwright.sync_api import expect
 
-from conftest import LiveServer, make_app
+from support import LiveServer, close_page, new_bucket, open_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 
 @pytest.fixture
-def live_app(tmp_path, local_llm):
-    with LiveServer(make_app(tmp_path, local_llm, MAX_TOKENS=64)) as server:
+def live_app(make_app):
+    with LiveServer(make_app(MAX_TOKENS=64)) as server:
         yield server
 
 
 @pytest.fixture
 def page(browser, live_app):
-    context = browser.new_context()
-    page = context.new_page()
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(live_app.url)
+    page = open_page(browser, live_app.url)
     yield page
-    context.close()
-    assert errors == [], f"console errors: {errors}"
+    close_page(page)
 
 
 def test_send_stream_title_new_chat_and_switch_back(page):
@@ -79,38 +75,33 @@ def test_blank_message_shows_an_inline_error(page):
 
 
 def test_chat_works_without_javascript(browser, live_app):
-    context = browser.new_context(java_script_enabled=False)
-    page = context.new_page()
-    page.goto(live_app.url)
+    page = open_page(browser, live_app.url, java_script_enabled=False)
     page.locator('textarea[name="text"]').fill("Hello without scripts")
     page.get_by_role("button", name="Send").click()
     expect(page.locator('[data-role="user"] .bubble')).to_have_text("Hello without scripts", timeout=60_000)
     expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done")
     expect(page.locator("#sidebar [data-conversation-id]")).to_have_count(1)
-    context.close()
+    close_page(page)
 
 
-def test_chat_on_s3_with_the_hugging_face_backend(browser, tmp_path, local_llm, llama_server, s3_server,
-                                                   monkeypatch):
+@pytest.mark.s3
+def test_chat_on_s3_with_the_hugging_face_backend(browser, make_app, llama_server, s3_server, monkeypatch):
     """The production path: InferenceClient against a model server, conversations in a bucket."""
-    from test_s3 import new_bucket
-
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
     bucket = new_bucket(s3_server)
-    app = make_app(tmp_path, local_llm, LLM_BACKEND="huggingface", HF_TOKEN="hf_test",
+    app = make_app(LLM_BACKEND="huggingface", HF_TOKEN="hf_test",
                    HF_BASE_URL=llama_server + "/v1", CHATBOT_MODELS=["google/gemma-2-9b-it", "other/model"],
                    STORAGE_URL=f"s3://{bucket}/chatbot")
     with LiveServer(app) as server:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(server.url)
+        page = open_page(browser, server.url)
         page.get_by_label("Model").select_option("other/model")
         page.locator('textarea[name="text"]').fill("Hello from the browser")
         page.locator('textarea[name="text"]').press("Enter")
         assistant = page.locator('[data-role="assistant"]')
         expect(assistant).to_have_attribute("data-status", "done", timeout=60_000)
         expect(assistant.locator(".model")).to_have_text("other/model")
-        expect(page.locator("#sidebar [data-conversation-id] .entry-link")).not_to_have_text("Untitled chat", timeout=30_000)
-        context.close()
+        expect(page.locator("#sidebar [data-conversation-id] .entry-link")).not_to_have_text("Untitled chat",
+                                                                                              timeout=30_000)
+        close_page(page)
     keys = [item["Key"] for item in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert any("/conversations/" in key for key in keys) and any(key.endswith("index.json") for key in keys)

@@ -2,37 +2,29 @@
 
 import json
 import os
+import re
 
 import pytest
 from playwright.sync_api import expect
 
-from conftest import LiveServer, make_app
+from support import LiveServer, close_page, open_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 AXE = os.path.join(os.path.dirname(__file__), "node_modules", "axe-core", "axe.min.js")
 
 
 @pytest.fixture
-def live_app(tmp_path, local_llm):
-    with LiveServer(make_app(tmp_path, local_llm, MAX_TOKENS=48)) as server:
+def live_app(make_app):
+    with LiveServer(make_app(MAX_TOKENS=48)) as server:
         yield server
-
-
-def open_page(browser, url, **context_options):
-    context = browser.new_context(**context_options)
-    page = context.new_page()
-    page.errors = []
-    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.goto(url)
-    return page
 
 
 @pytest.fixture
 def page(browser, live_app):
     page = open_page(browser, live_app.url, permissions=["clipboard-read", "clipboard-write"])
     yield page
-    page.context.close()
-    assert page.errors == [], f"console errors: {page.errors}"
+    close_page(page)
 
 
 def send(page, text):
@@ -98,8 +90,8 @@ def test_search_filters_as_you_type_and_marks_the_words(page):
     expect(entries(page)).to_have_count(2)
 
 
-def test_stop_keeps_what_was_generated(browser, tmp_path, local_llm):
-    with LiveServer(make_app(tmp_path, local_llm, MAX_TOKENS=1000)) as server:
+def test_stop_keeps_what_was_generated(browser, make_app):
+    with LiveServer(make_app(MAX_TOKENS=1000)) as server:
         page = open_page(browser, server.url)
         page.locator('textarea[name="text"]').fill("Write a very long story about a dragon and a knight.")
         page.locator('textarea[name="text"]').press("Enter")
@@ -109,8 +101,7 @@ def test_stop_keeps_what_was_generated(browser, tmp_path, local_llm):
         expect(reply).to_have_attribute("data-status", "stopped")
         expect(reply.get_by_text("Stopped.")).to_be_visible()
         expect(reply.locator(".content")).not_to_be_empty()
-        assert page.errors == []
-        page.context.close()
+        close_page(page)
 
 
 def test_regenerate_and_edit_the_last_message(page):
@@ -178,24 +169,39 @@ def test_phone_width_collapses_the_sidebar_and_nothing_overflows(browser, live_a
     page.keyboard.press("Escape")
     expect(sidebar).not_to_be_visible()
     expect(page.locator('textarea[name="text"]')).to_be_visible()
-    assert page.errors == []
-    page.context.close()
+    close_page(page)
 
 
-def test_dark_mode_follows_the_system(browser, live_app):
-    page = open_page(browser, live_app.url, color_scheme="dark")
-    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-    assert background == "rgb(21, 23, 26)"
-    page.context.close()
+def luminance(css_color):
+    """The relative luminance (0 black to 1 white) of a computed `rgb(...)` colour."""
+    red, green, blue = (int(part) / 255 for part in re.findall(r"\d+", css_color)[:3])
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_dark_mode_follows_the_system(browser, live_app, scheme):
+    page = open_page(browser, live_app.url, color_scheme=scheme)
+    background, text = page.evaluate("[getComputedStyle(document.body).backgroundColor, "
+                                     "getComputedStyle(document.body).color]")
+    if scheme == "dark":
+        assert luminance(background) < 0.2 < 0.7 < luminance(text)  # light text on a dark page
+    else:
+        assert luminance(text) < 0.2 < 0.8 < luminance(background)  # dark text on a light page
+    close_page(page)
 
 
 def test_keyboard_alone_reaches_and_sends_the_composer(page):
+    composer_border = "getComputedStyle(document.querySelector('textarea[name=text]').closest('form')).borderColor"
+    # Start in the sidebar's search field (the composer has the focus when a page opens).
+    page.get_by_label("Search conversations").focus()
+    unfocused = page.evaluate(composer_border)
     for _ in range(30):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.name") == "text":
             break
     assert page.evaluate("document.activeElement.name") == "text"
-    assert page.evaluate("getComputedStyle(document.activeElement.closest('form')).borderColor") != ""
+    # Keyboard users see where they are: the composer's frame changes colour when it has the focus.
+    assert page.evaluate(composer_border) != unfocused
     page.keyboard.type("Sent with the keyboard")
     page.keyboard.press("Enter")
     expect(page.locator('[data-role="user"] .bubble')).to_have_text("Sent with the keyboard")
@@ -220,7 +226,7 @@ def test_axe_finds_no_serious_violations(browser, live_app, scheme):
     assert axe_violations(page) == []  # a conversation, the sidebar with an entry
     page.goto(live_app.url + "/auth/login")
     assert axe_violations(page) == []
-    page.context.close()
+    close_page(page)
 
 
 def test_only_the_newest_message_keeps_edit_and_regenerate(page):

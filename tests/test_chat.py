@@ -6,44 +6,7 @@ import re
 import pytest
 
 from chatbot.llm import Unavailable
-from conftest import make_app, stored_conversations
-
-HTMX = {"HX-Request": "true"}
-
-
-def parse_events(body):
-    """Split a text/event-stream body into (event, data) pairs; comments are skipped."""
-    events = []
-    for block in body.split("\n\n"):
-        kind, data = "message", []
-        for line in block.split("\n"):
-            if line.startswith("event: "):
-                kind = line[len("event: "):]
-            elif line.startswith("data: "):
-                data.append(line[len("data: "):])
-        if data:
-            events.append((kind, "\n".join(data)))
-    return events
-
-
-def start_conversation(client, text="Hello there"):
-    """Create a conversation through the htmx path; return (cid, reply id)."""
-    response = client.post("/new", data={"text": text}, headers=HTMX)
-    assert response.status_code == 200
-    cid = response.headers["HX-Push-Url"].rsplit("/", 1)[1]
-    mid = re.search(r'id="m-([^"]+)"[^>]*data-status|data-status="streaming" id="m-([^"]+)"',
-                    response.text)
-    mid = mid.group(1) or mid.group(2)
-    return cid, mid
-
-
-def stream_url(cid, mid):
-    return f"/c/{cid}/messages/{mid}/stream"
-
-
-def finish_reply(client, cid, mid):
-    """Read the reply's whole event stream (a stream left unread is a client that went away)."""
-    return parse_events(client.get(stream_url(cid, mid)).text)
+from support import HTMX, finish_reply, parse_events, start_conversation, stored_conversations, stream_url
 
 
 class FakeLLMThatMustNotRun:
@@ -79,6 +42,7 @@ def test_first_visit_shows_an_empty_chat_with_composer(client):
     assert "No conversations yet." in response.text
 
 
+@pytest.mark.model
 def test_send_without_javascript_answers_then_redirects(client, app):
     response = client.post("/new", data={"text": "What is the capital of France?"})
     assert response.status_code == 303
@@ -109,6 +73,7 @@ def test_htmx_send_answers_user_bubble_and_streaming_reply(client):
     assert 'class="content streaming" aria-hidden="true"' in response.text
 
 
+@pytest.mark.model
 def test_stream_sends_tokens_then_rendered_reply_title_and_done(client, app):
     cid, mid = start_conversation(client, "Write one sentence about the sea.")
     response = client.get(stream_url(cid, mid))
@@ -133,6 +98,7 @@ def test_stream_sends_tokens_then_rendered_reply_title_and_done(client, app):
     assert html.escape(conversation["title"]) in title_event
 
 
+@pytest.mark.model
 def test_stream_of_a_finished_reply_returns_it_without_running_the_model(client, app):
     cid, mid = start_conversation(client)
     finish_reply(client, cid, mid)  # generates and saves the reply
@@ -144,6 +110,7 @@ def test_stream_of_a_finished_reply_returns_it_without_running_the_model(client,
     assert stored_conversations(app)[0]["messages"][1]["content"] == saved
 
 
+@pytest.mark.model
 def test_client_disconnect_mid_stream_keeps_the_partial_reply(client, app):
     cid, mid = start_conversation(client, "Count from one to twenty in words.")
     response = client.get(stream_url(cid, mid), buffered=False)
@@ -171,6 +138,7 @@ def test_model_failure_shows_error_with_retry_and_keeps_the_message(client, app)
     assert reply["status"] == "error" and reply["content"] == "Partial "
 
 
+@pytest.mark.model
 def test_retry_after_failure_generates_the_reply(client, app, local_llm):
     app.extensions["llm"] = FakeFailingLLM()
     cid, mid = start_conversation(client)
@@ -254,8 +222,8 @@ def test_other_users_conversation_is_404(app):
     assert cid not in stranger.get("/").text
 
 
-def test_post_without_csrf_token_is_400(tmp_path, local_llm):
-    app = make_app(tmp_path, local_llm, WTF_CSRF_ENABLED=True)
+def test_post_without_csrf_token_is_400(make_app):
+    app = make_app(WTF_CSRF_ENABLED=True)
     client = app.test_client()
     client.get("/")
     response = client.post("/new", data={"text": "hello"})
@@ -263,8 +231,8 @@ def test_post_without_csrf_token_is_400(tmp_path, local_llm):
     assert stored_conversations(app) == []
 
 
-def test_post_with_csrf_header_is_accepted(tmp_path, local_llm):
-    app = make_app(tmp_path, local_llm, WTF_CSRF_ENABLED=True)
+def test_post_with_csrf_header_is_accepted(make_app):
+    app = make_app(WTF_CSRF_ENABLED=True)
     client = app.test_client()
     page = client.get("/").text
     token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)

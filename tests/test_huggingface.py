@@ -15,29 +15,29 @@ import pytest
 
 from chatbot.llm import RateLimited, Rejected, TimedOut, Unavailable
 from chatbot.llm.huggingface import HuggingFaceLLM
-from conftest import free_port, make_app, stored_conversations
-from faultproxy import FaultProxy
-from seeding import seed_conversations
-from test_chat import finish_reply, parse_events, start_conversation, stream_url
+from support import (FaultProxy, finish_reply, free_port, guest_uid, open_stream_at_first_token, parse_events,
+                     seed_conversations, start_conversation, stored_conversations)
 
 MODELS = "google/gemma-2-9b-it,HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def hf_app(tmp_path, local_llm, base_url, **settings):
-    return make_app(tmp_path, local_llm, LLM_BACKEND="huggingface", HF_TOKEN="hf_test_token",
+def hf_app(make_app, base_url, **settings):
+    return make_app(LLM_BACKEND="huggingface", HF_TOKEN="hf_test_token",
                     HF_BASE_URL=base_url, CHATBOT_MODELS=MODELS.split(","), **settings)
 
 
 @pytest.fixture
-def app(tmp_path, local_llm, llama_server):
-    return hf_app(tmp_path, local_llm, llama_server + "/v1")
+def app(make_app, llama_server):
+    return hf_app(make_app, llama_server + "/v1")
 
 
+@pytest.mark.model
 def test_backend_is_chosen_by_the_token(app):
     assert isinstance(app.extensions["llm"], HuggingFaceLLM)
     assert app.extensions["llm"].models == MODELS.split(",")
 
 
+@pytest.mark.model
 def test_reply_streams_through_the_inference_client(app):
     client = app.test_client()
     cid, mid = start_conversation(client, "Name three colours.")
@@ -51,6 +51,7 @@ def test_reply_streams_through_the_inference_client(app):
     assert 0 < len(conversation["title"].split()) <= 6
 
 
+@pytest.mark.model
 def test_model_choice_is_kept_per_conversation_and_shown_on_the_reply(app):
     client = app.test_client()
     response = client.post("/new", data={"text": "Hi", "model": "HuggingFaceTB/SmolLM2-135M-Instruct"},
@@ -66,12 +67,12 @@ def test_model_choice_is_kept_per_conversation_and_shown_on_the_reply(app):
     assert '<option value="google/gemma-2-9b-it" selected>' in client.get(f"/c/{other}").text
 
 
-def test_long_history_is_trimmed_to_fit_the_model(tmp_path, local_llm, llama_server):
-    app = hf_app(tmp_path, local_llm, llama_server + "/v1", CONTEXT_CHARS=2000)
+@pytest.mark.model
+def test_long_history_is_trimmed_to_fit_the_model(make_app, llama_server):
+    app = hf_app(make_app, llama_server + "/v1", CONTEXT_CHARS=2000)
     client = app.test_client()
     cid, _ = start_conversation(client, "first")
-    with client.session_transaction() as session:
-        uid = session["guest_uid"]
+    uid = guest_uid(client)
     # 40 turns of 1,000 characters: far more than the server's 2,048-token context.
     store = app.extensions["store"]
     [entry] = seed_conversations(store, uid, 1, messages=40)
@@ -88,28 +89,26 @@ def test_long_history_is_trimmed_to_fit_the_model(tmp_path, local_llm, llama_ser
     assert 'data-status="done"' in final
 
 
-def test_untrimmed_long_history_gets_no_answer(tmp_path, local_llm, llama_server):
+@pytest.mark.model
+def test_untrimmed_long_history_gets_no_answer(make_app, llama_server):
     """Without trimming: llama.cpp's server answers 200 with an empty stream; the chat says so."""
     llm = HuggingFaceLLM(models=["m"], base_url=llama_server + "/v1", token="t")
     assert list(llm.stream([{"role": "user", "content": "word " * 5000}], "m", max_tokens=8)) == []
 
-    app = hf_app(tmp_path, local_llm, llama_server + "/v1", CONTEXT_CHARS=10**6, MAX_MESSAGE_CHARS=20000)
+    app = hf_app(make_app, llama_server + "/v1", CONTEXT_CHARS=10**6, MAX_MESSAGE_CHARS=20000)
     client = app.test_client()
     cid, mid = start_conversation(client, "word " * 3000)
     final = dict(finish_reply(client, cid, mid))["final"]
     assert 'data-status="error"' in final and "empty reply" in final
 
 
-def test_server_gone_mid_stream_keeps_the_partial_reply(tmp_path, local_llm, llama_server):
+@pytest.mark.model
+def test_server_gone_mid_stream_keeps_the_partial_reply(make_app, llama_server):
     proxy = FaultProxy(int(llama_server.rsplit(":", 1)[1])).start()
-    app = hf_app(tmp_path, local_llm, proxy.url + "/v1", MAX_TOKENS=400)
+    app = hf_app(make_app, proxy.url + "/v1", MAX_TOKENS=400)
     client = app.test_client()
     cid, mid = start_conversation(client, "Count from one to one hundred in words.")
-    response = client.get(stream_url(cid, mid), buffered=False)
-    chunks = iter(response.response)
-    first = next(chunks)
-    while b"event: token" not in first:
-        first = next(chunks)
+    _, chunks = open_stream_at_first_token(client, cid, mid)
     proxy.cut()
     events = parse_events(b"".join(chunks).decode())
     final = dict(events)["final"]
@@ -159,7 +158,7 @@ class FakeHuggingFaceErrors(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def fake_hf():
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeHuggingFaceErrors)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHuggingFaceErrors)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -171,13 +170,13 @@ def fake_hf():
     ("unavailable", Unavailable, "unavailable right now (it may be loading)"),
     ("midstream", Unavailable, "stopped with an error before finishing"),
 ])
-def test_hugging_face_errors_become_clear_messages(fake_hf, tmp_path, local_llm, scenario, error_type, shown):
+def test_hugging_face_errors_become_clear_messages(fake_hf, make_app, scenario, error_type, shown):
     llm = HuggingFaceLLM(models=["m"], base_url=f"{fake_hf}/{scenario}", token="t")
     with pytest.raises(error_type) as raised:
         list(llm.stream([{"role": "user", "content": "hi"}], "m"))
     assert shown in raised.value.user_message
 
-    app = hf_app(tmp_path, local_llm, f"{fake_hf}/{scenario}")
+    app = hf_app(make_app, f"{fake_hf}/{scenario}")
     client = app.test_client()
     cid, mid = start_conversation(client, "keep me")
     final = dict(finish_reply(client, cid, mid))["final"]

@@ -8,14 +8,16 @@ from datetime import date
 import pytest
 
 from chatbot.sidebar import group_by_date, highlight
-from conftest import make_app, stored_conversations
-from test_chat import HTMX, finish_reply, parse_events, start_conversation, stream_url
+from support import (HTMX, FakeLLM, finish_reply, finished_conversation, open_stream_at_first_token, parse_events,
+                     start_conversation, stored_conversations, stream_url)
 
 
-def finished_conversation(client, text="Hello there"):
-    cid, mid = start_conversation(client, text)
-    finish_reply(client, cid, mid)
-    return cid, mid
+@pytest.fixture
+def app(make_app):
+    """Replies come from FakeLLM: these tests are about managing conversations, not about what the model says."""
+    app = make_app()
+    app.extensions["llm"] = FakeLLM()
+    return app
 
 
 def test_rename_sets_a_user_title_and_returns_the_entry(client, app):
@@ -128,15 +130,13 @@ class SpyLLM:
         return self.llm.complete(*args, **kwargs)
 
 
-def test_stop_abandons_the_model_call_and_keeps_the_partial_reply(tmp_path, local_llm):
-    app = make_app(tmp_path, local_llm, MAX_TOKENS=1000)
+@pytest.mark.model
+def test_stop_abandons_the_model_call_and_keeps_the_partial_reply(make_app, local_llm):
+    app = make_app(MAX_TOKENS=1000)
     spy = app.extensions["llm"] = SpyLLM(local_llm)
     client = app.test_client()
     cid, mid = start_conversation(client, "Write a very long story about a dragon.")
-    response = client.get(stream_url(cid, mid), buffered=False)
-    chunks = iter(response.response)
-    while b"event: token" not in next(chunks):
-        pass
+    _, chunks = open_stream_at_first_token(client, cid, mid)
     assert client.post(f"/c/{cid}/messages/{mid}/stop", headers=HTMX).status_code == 204
     events = parse_events(b"".join(chunks).decode())
     final = dict(events)["final"]
@@ -230,15 +230,13 @@ def test_highlight_escapes_and_marks():
         "&lt;b&gt;<mark>Tom</mark>&lt;/b&gt; &amp; <mark>tom</mark>atoes"
 
 
-def test_a_reply_edited_away_while_streaming_ends_its_stream_quietly(tmp_path, local_llm):
-    app = make_app(tmp_path, local_llm, MAX_TOKENS=400)
+@pytest.mark.model
+def test_a_reply_edited_away_while_streaming_ends_its_stream_quietly(make_app):
+    app = make_app(MAX_TOKENS=400)
     client = app.test_client()
     cid, mid = start_conversation(client, "Write a long poem.")
     user_id = stored_conversations(app)[0]["messages"][0]["id"]
-    response = client.get(stream_url(cid, mid), buffered=False)
-    chunks = iter(response.response)
-    while b"event: token" not in next(chunks):
-        pass
+    _, chunks = open_stream_at_first_token(client, cid, mid)
     client.post(f"/c/{cid}/messages/{user_id}/edit", data={"text": "Write a short poem."}, headers=HTMX)
     rest = b"".join(chunks).decode()
     assert rest.rstrip().endswith("event: done\ndata:")

@@ -22,6 +22,7 @@ def test_fallback_title_is_the_first_words():
     assert fallback_title("please help me write a cover letter for a job") == "please help me write a cover"
 
 
+@pytest.mark.model
 def test_title_from_the_real_model_is_short_and_plain(local_llm):
     title = make_title(local_llm, None, "How do I bake sourdough bread?",
                        "Mix flour, water and starter, then let it rise.", Settings(seed=0))

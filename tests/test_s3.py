@@ -10,16 +10,10 @@ from chatbot import create_app
 from chatbot.auth import create_account
 from chatbot.conversations import new_id
 from chatbot.storage import open_store
-from conftest import TEST_SETTINGS, make_app
-from faultproxy import FaultProxy
-from seeding import seed_conversations
-from test_chat import HTMX, finish_reply, start_conversation, stream_url
+from support import (HTMX, TEST_SETTINGS, FaultProxy, as_guest, bucket_name, finish_reply, guest_uid, new_bucket,
+                     open_stream_at_first_token, seed_conversations, start_conversation)
 
-
-def new_bucket(s3_server):
-    bucket = "chat-" + new_id().lower().replace("_", "a").replace("-", "b")
-    s3_server.client().create_bucket(Bucket=bucket)
-    return bucket
+pytestmark = pytest.mark.s3
 
 
 @pytest.fixture
@@ -29,8 +23,8 @@ def bucket(s3_server, monkeypatch):
 
 
 @pytest.fixture
-def s3_app(tmp_path, local_llm, bucket):
-    return make_app(tmp_path, local_llm, STORAGE_URL=f"s3://{bucket}/chatbot")
+def s3_app(make_app, bucket):
+    return make_app(STORAGE_URL=f"s3://{bucket}/chatbot")
 
 
 def count_requests(store):
@@ -40,6 +34,7 @@ def count_requests(store):
     return sent
 
 
+@pytest.mark.model
 def test_conversation_is_a_json_object_readable_with_plain_boto3(s3_app, s3_server, bucket):
     client = s3_app.test_client()
     cid, mid = start_conversation(client, "Stored on S3?")
@@ -62,9 +57,8 @@ def test_page_view_costs_the_same_requests_at_10_and_1000_conversations(s3_app, 
     store = s3_app.extensions["store"]
     counts = {}
     for count in (10, 1000):
-        client = s3_app.test_client()
-        with client.session_transaction() as session:
-            session["guest_uid"] = uid = new_id()
+        uid = new_id()
+        client = as_guest(s3_app.test_client(), uid)
         entries = seed_conversations(store, uid, count, write_conversations=False)
         sent = count_requests(store)
         response = client.get(path.format(cid=entries[0]["id"]), follow_redirects=True)
@@ -75,8 +69,9 @@ def test_page_view_costs_the_same_requests_at_10_and_1000_conversations(s3_app, 
     assert counts[10] == counts[1000] <= 3
 
 
-def test_storage_copy_moves_a_folder_into_a_bucket_and_back(tmp_path, local_llm, s3_server, bucket):
-    folder_app = make_app(tmp_path, local_llm)
+@pytest.mark.model
+def test_storage_copy_moves_a_folder_into_a_bucket_and_back(make_app, tmp_path, bucket):
+    folder_app = make_app()
     client = folder_app.test_client()
     cid, mid = start_conversation(client, "copy me")
     finish_reply(client, cid, mid)
@@ -87,12 +82,9 @@ def test_storage_copy_moves_a_folder_into_a_bucket_and_back(tmp_path, local_llm,
     assert result.exit_code == 0, result.output
     assert "Copied 2 objects" in result.output  # the conversation and the index
 
-    s3_app = make_app(tmp_path / "other", local_llm, STORAGE_URL=f"s3://{bucket}/copied")
-    s3_client = s3_app.test_client()
-    with client.session_transaction() as session:
-        uid = session["guest_uid"]
-    with s3_client.session_transaction() as session:
-        session["guest_uid"] = uid
+    s3_app = make_app(STORAGE_URL=f"s3://{bucket}/copied")
+    uid = guest_uid(client)
+    s3_client = as_guest(s3_app.test_client(), uid)
     assert "copy me" in s3_client.get(f"/c/{cid}").text
 
     back = f"file://{tmp_path}/back"
@@ -107,18 +99,18 @@ def test_storage_check_passes_on_a_working_bucket(s3_app):
     assert "OK" in result.output
 
 
-def test_storage_check_explains_a_wrong_bucket(tmp_path, local_llm, bucket):
-    app = make_app(tmp_path, local_llm, STORAGE_URL="s3://no-such-bucket-here/chatbot")
+def test_storage_check_explains_a_wrong_bucket(make_app, bucket):
+    app = make_app(STORAGE_URL="s3://no-such-bucket-here/chatbot")
     result = app.test_cli_runner().invoke(args=["storage", "check"])
     assert result.exit_code == 1
     assert "storage check failed for s3://no-such-bucket-here/chatbot/" in result.output
     assert "NoSuchBucket" in result.output
 
 
-def test_storage_init_creates_the_bucket_once(tmp_path, local_llm, s3_server, monkeypatch):
+def test_storage_init_creates_the_bucket_once(make_app, s3_server, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
-    bucket = "fresh-" + new_id().lower().replace("_", "a").replace("-", "b")
-    app = make_app(tmp_path, local_llm, STORAGE_URL=f"s3://{bucket}/chatbot")
+    bucket = bucket_name("fresh")
+    app = make_app(STORAGE_URL=f"s3://{bucket}/chatbot")
     runner = app.test_cli_runner()
     assert f"Created bucket {bucket}." in runner.invoke(args=["storage", "init"]).output
     assert "already exists" in runner.invoke(args=["storage", "init"]).output
@@ -142,11 +134,12 @@ def test_two_signups_racing_on_one_username_make_one_account(s3_app):
     assert sorted(results) == [False, True]
 
 
-def test_outage_shows_503_and_loses_nothing_acknowledged(tmp_path, local_llm, s3_server, monkeypatch):
+@pytest.mark.model
+def test_outage_shows_503_and_loses_nothing_acknowledged(make_app, s3_server, monkeypatch):
     proxy = FaultProxy(s3_server.port).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
     bucket = new_bucket(s3_server)
-    app = make_app(tmp_path, local_llm, STORAGE_URL=f"s3://{bucket}/chatbot")
+    app = make_app(STORAGE_URL=f"s3://{bucket}/chatbot")
     client = app.test_client()
     cid, mid = start_conversation(client, "before the outage")
     finish_reply(client, cid, mid)
@@ -168,17 +161,15 @@ def test_outage_shows_503_and_loses_nothing_acknowledged(tmp_path, local_llm, s3
     assert "during the outage" not in page.text
 
 
-def test_outage_mid_stream_ends_with_an_inline_error(tmp_path, local_llm, s3_server, monkeypatch):
+@pytest.mark.model
+def test_outage_mid_stream_ends_with_an_inline_error(make_app, s3_server, monkeypatch):
     proxy = FaultProxy(s3_server.port).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-    app = make_app(tmp_path, local_llm, STORAGE_URL=f"s3://{new_bucket(s3_server)}/chatbot", MAX_TOKENS=200)
+    app = make_app(STORAGE_URL=f"s3://{new_bucket(s3_server)}/chatbot", MAX_TOKENS=200)
     client = app.test_client()
     cid, mid = start_conversation(client, "Count from one to fifty in words.")
-    response = client.get(stream_url(cid, mid), buffered=False)
-    chunks = iter(response.response)
-    assert b"event: sidebar" in next(chunks)  # the sidebar comes first, while the model starts
-    while b"event: token" not in next(chunks):
-        pass
+    received, chunks = open_stream_at_first_token(client, cid, mid)
+    assert b"event: sidebar" in received[0]  # the sidebar comes first, while the model starts
     proxy.cut()
     rest = b"".join(chunks).decode()
     assert 'data-status="error"' in rest

@@ -7,15 +7,15 @@ import pytest
 
 from chatbot.conversations import Conversations, new_id
 from chatbot.storage import Conflict, open_store, update_json
+from support import new_bucket
 
 
-@pytest.fixture(params=["folder", "s3"])
+@pytest.fixture(params=["folder", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request, tmp_path, monkeypatch):
     if request.param == "folder":
         return open_store(f"file://{tmp_path}/store")
     s3 = request.getfixturevalue("s3_server")
-    bucket = "test-" + new_id().lower().replace("_", "-").replace("-", "")[:12]
-    s3.client().create_bucket(Bucket=bucket)
+    bucket = new_bucket(s3, "test")
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3.url)
     return open_store(f"s3://{bucket}/chatbot")
 

@@ -3,25 +3,28 @@
 import socket
 import threading
 
-from conftest import free_port
-
 
 class FaultProxy:
     """Forwards 127.0.0.1:port to a target; cut() refuses and drops connections until restore()."""
 
     def __init__(self, target_port):
         self.target_port = target_port
-        self.port = free_port()
+        # Bound on port 0 at once, so the port is ours from the start (no free-port race).
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._listener = None
         self._connections = set()
         self._lock = threading.Lock()
 
     def start(self):
-        """Listen and forward."""
-        self._listener = socket.create_server(("127.0.0.1", self.port))
+        """Forward connections to the target."""
         threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
         return self
+
+    def restore(self):
+        """Listen again on the same port, and forward."""
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        return self.start()
 
     def cut(self):
         """Stop listening (new connections are refused) and drop open ones."""
@@ -35,8 +38,6 @@ class FaultProxy:
                     pass
                 connection.close()
             self._connections.clear()
-
-    restore = start
 
     def _accept(self, listener):
         while True:

@@ -3,12 +3,13 @@
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 
 import boto3
 
-from conftest import free_port
+from chatbot.conversations import new_id
+
+from .servers import BIN, free_port, wait_until_up
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
@@ -24,19 +25,11 @@ class S3Server:
 
     def start(self):
         """Start the server and wait until it answers."""
-        moto_server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+        moto_server = str(BIN / "moto_server")
         self.process = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(self.port)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.url + "/moto-api/", timeout=1)
-                return self
-            except OSError:
-                if self.process.poll() is not None:
-                    raise RuntimeError("moto_server exited at start")
-                time.sleep(0.1)
-        raise RuntimeError("moto_server did not start within 30 s")
+        wait_until_up(self.url + "/moto-api/", self.process, seconds=30)
+        return self
 
     def stop(self):
         """Stop the server."""
@@ -54,3 +47,15 @@ class S3Server:
     def reset(self):
         """Forget every bucket and object."""
         urllib.request.urlopen(urllib.request.Request(self.url + "/moto-api/reset", method="POST"), timeout=5)
+
+
+def new_bucket(s3_server, prefix="chat"):
+    """Create a bucket with a fresh valid name (lowercase letters and digits) and return its name."""
+    bucket = bucket_name(prefix)
+    s3_server.client().create_bucket(Bucket=bucket)
+    return bucket
+
+
+def bucket_name(prefix="chat"):
+    """A fresh bucket name that S3 accepts: the prefix, a dash, 16 lowercase letters and digits."""
+    return f"{prefix}-" + new_id().lower().replace("_", "a").replace("-", "b")

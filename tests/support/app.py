@@ -1,0 +1,68 @@
+"""The app as the tests build it, what its store holds, and a fake model for tests that are not about replies."""
+
+import json
+
+from chatbot import create_app
+
+# Settings that make the small model quick and repeatable in tests.
+TEST_SETTINGS = {
+    "TESTING": True,
+    "LLM_BACKEND": "local",
+    "TEMPERATURE": 0.0,
+    "MAX_TOKENS": 48,
+    "LLM_SEED": 0,
+    "WTF_CSRF_ENABLED": False,
+}
+# The developer's environment must not leak into a test: conftest removes these before each one.
+CLEARED_ENVIRONMENT = ("HF_TOKEN", "HF_KEY", "HF_BASE_URL", "HF_PROVIDER", "LLM_BACKEND", "STORAGE_URL",
+                       "CHATBOT_MODELS", "SYSTEM_PROMPT", "ALLOW_GUESTS", "MAX_MESSAGE_CHARS", "SECRET_KEY",
+                       "AWS_ENDPOINT_URL", "LOCAL_MODEL_PATH", "REDIS_URL")
+
+
+def build_app(data_dir, llm, **settings):
+    """An app over a folder store in data_dir; with the local backend, llm is its model (shared, loaded once)."""
+    app = create_app({**TEST_SETTINGS, "STORAGE_URL": f"file://{data_dir}/data", **settings})
+    if app.config["LLM_BACKEND"] == "local":
+        app.extensions["llm"] = llm
+    return app
+
+
+def stored_conversations(app):
+    """Every conversation document in the app's store, as dicts."""
+    store = app.extensions["store"]
+    documents = []
+    for key in store.keys("users/"):
+        if "/conversations/" in key:
+            documents.append(json.loads(store.read(key)[0]))
+    return documents
+
+
+def guest_uid(client):
+    """The guest id in a test client's session (it has one after its first request)."""
+    with client.session_transaction() as session:
+        return session["guest_uid"]
+
+
+def as_guest(client, uid):
+    """Make a test client the guest uid (to read conversations seeded for uid)."""
+    with client.session_transaction() as session:
+        session["guest_uid"] = uid
+    return client
+
+
+class FakeLLM:
+    """A FAKE model, for tests about what surrounds a reply (storage, rename, search, export), never about
+    the reply itself: every reply is the same fixed pieces at once, every title the same fixed text."""
+
+    models = ["SmolLM2-135M-Instruct"]
+
+    def __init__(self, pieces=("Hello", " from", " a", " fake", " model."), title="A fixed fake title"):
+        self.pieces, self.title = list(pieces), title
+
+    def stream(self, messages, model=None, **params):
+        """Yield the fixed pieces."""
+        yield from self.pieces
+
+    def complete(self, messages, model=None, **params):
+        """Return the fixed title (the app asks complete() only for titles)."""
+        return self.title
