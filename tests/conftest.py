@@ -5,7 +5,7 @@ import os
 import pytest
 
 from chatbot.llm.local import LocalLLM, default_model_path
-from support import CLEARED_ENVIRONMENT, CREDENTIALS, LlamaServer, RedisServer, S3Server, build_app
+from support import CLEARED_ENVIRONMENT, CREDENTIALS, FakeLLM, LlamaServer, RedisServer, S3Server, build_app
 
 
 @pytest.fixture(autouse=True)
@@ -53,18 +53,24 @@ def local_llm(model_path):
 
 
 @pytest.fixture
-def make_app(tmp_path, local_llm):
-    """A factory: make_app(**settings) is an app over a folder store in tmp_path with the session's model.
+def make_app(request, tmp_path):
+    """A factory: make_app(**settings) is an app over a folder store in tmp_path.
 
-    Each call gets its own folder, so two apps of one test do not share conversations.
+    Its model is the session's real local model in tests marked `model`, else FakeLLM (sending starts a
+    reply at once, so every test that sends runs a model). Each call gets its own folder, so two apps of
+    one test do not share conversations. At the end, the test waits for the replies it started.
     """
     made = []
+    real = request.node.get_closest_marker("model") is not None
+    llm = request.getfixturevalue("local_llm") if real else FakeLLM()
 
     def make(**settings):
-        made.append(None)
-        return build_app(tmp_path / f"app{len(made)}", local_llm, **settings)
+        made.append(build_app(tmp_path / f"app{len(made) + 1}", llm, **settings))
+        return made[-1]
 
-    return make
+    yield make
+    for app in made:
+        app.extensions["replies"].wait_for_jobs(60)
 
 
 @pytest.fixture

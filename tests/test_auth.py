@@ -53,8 +53,9 @@ def test_logout_makes_a_new_guest(client):
 
 def test_login_redirects_only_to_local_paths(app):
     register(app.test_client())
-    response = app.test_client().post("/auth/login?next=https://evil.example/",
-                                      data={"username": "alice", "password": "correct horse"})
+    response = app.test_client().post(
+        "/auth/login?next=https://evil.example/", data={"username": "alice", "password": "correct horse"}
+    )
     assert response.headers["Location"] == "/"
 
 

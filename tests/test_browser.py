@@ -89,9 +89,13 @@ def test_chat_on_s3_with_the_hugging_face_backend(browser, make_app, llama_serve
     """The production path: InferenceClient against a model server, conversations in a bucket."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
     bucket = new_bucket(s3_server)
-    app = make_app(LLM_BACKEND="huggingface", HF_TOKEN="hf_test",
-                   HF_BASE_URL=llama_server + "/v1", CHATBOT_MODELS=["google/gemma-2-9b-it", "other/model"],
-                   STORAGE_URL=f"s3://{bucket}/chatbot")
+    app = make_app(
+        LLM_BACKEND="huggingface",
+        HF_TOKEN="hf_test",
+        HF_BASE_URL=llama_server + "/v1",
+        CHATBOT_MODELS=["google/gemma-2-9b-it", "other/model"],
+        STORAGE_URL=f"s3://{bucket}/chatbot",
+    )
     with LiveServer(app) as server:
         page = open_page(browser, server.url)
         page.get_by_label("Model").select_option("other/model")
@@ -100,8 +104,9 @@ def test_chat_on_s3_with_the_hugging_face_backend(browser, make_app, llama_serve
         assistant = page.locator('[data-role="assistant"]')
         expect(assistant).to_have_attribute("data-status", "done", timeout=60_000)
         expect(assistant.locator(".model")).to_have_text("other/model")
-        expect(page.locator("#sidebar [data-conversation-id] .entry-link")).not_to_have_text("Untitled chat",
-                                                                                              timeout=30_000)
+        expect(page.locator("#sidebar [data-conversation-id] .entry-link")).not_to_have_text(
+            "Untitled chat", timeout=30_000
+        )
         close_page(page)
     keys = [item["Key"] for item in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert any("/conversations/" in key for key in keys) and any(key.endswith("index.json") for key in keys)

@@ -135,7 +135,8 @@ def test_code_blocks_show_their_language_and_copy_their_code(page):
     # The model decides whether it writes code: render a known reply through the same path instead.
     page.evaluate("""() => {
         const content = document.querySelector('[data-role="assistant"] .content');
-        content.innerHTML = '<div class="language-python highlight"><pre><span></span><code>print(1)\\n</code></pre></div>';
+        content.innerHTML = '<div class="language-python highlight">'
+            + '<pre><span></span><code>print(1)\\n</code></pre></div>';
         htmx.process(content);
         htmx.trigger(content, 'htmx:load');
     }""")
@@ -181,8 +182,9 @@ def luminance(css_color):
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_dark_mode_follows_the_system(browser, live_app, scheme):
     page = open_page(browser, live_app.url, color_scheme=scheme)
-    background, text = page.evaluate("[getComputedStyle(document.body).backgroundColor, "
-                                     "getComputedStyle(document.body).color]")
+    background, text = page.evaluate(
+        "[getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]"
+    )
     if scheme == "dark":
         assert luminance(background) < 0.2 < 0.7 < luminance(text)  # light text on a dark page
     else:
@@ -213,8 +215,11 @@ def axe_violations(page):
     with open(AXE) as source:
         page.evaluate(source.read() + "\n;undefined")
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [(violation["id"], violation["impact"], [node["target"] for node in violation["nodes"]])
-            for violation in result["violations"] if violation["impact"] in ("serious", "critical")]
+    return [
+        (violation["id"], violation["impact"], [node["target"] for node in violation["nodes"]])
+        for violation in result["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

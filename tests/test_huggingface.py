@@ -15,15 +15,29 @@ import pytest
 
 from chatbot.llm import RateLimited, Rejected, TimedOut, Unavailable
 from chatbot.llm.huggingface import HuggingFaceLLM
-from support import (FaultProxy, finish_reply, free_port, guest_uid, open_stream_at_first_token, parse_events,
-                     seed_conversations, start_conversation, stored_conversations)
+from support import (
+    FaultProxy,
+    finish_reply,
+    free_port,
+    guest_uid,
+    open_stream_at_first_token,
+    parse_events,
+    seed_conversations,
+    start_conversation,
+    stored_conversations,
+)
 
 MODELS = "google/gemma-2-9b-it,HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def hf_app(make_app, base_url, **settings):
-    return make_app(LLM_BACKEND="huggingface", HF_TOKEN="hf_test_token",
-                    HF_BASE_URL=base_url, CHATBOT_MODELS=MODELS.split(","), **settings)
+    return make_app(
+        LLM_BACKEND="huggingface",
+        HF_TOKEN="hf_test_token",
+        HF_BASE_URL=base_url,
+        CHATBOT_MODELS=MODELS.split(","),
+        **settings,
+    )
 
 
 @pytest.fixture
@@ -54,8 +68,9 @@ def test_reply_streams_through_the_inference_client(app):
 @pytest.mark.model
 def test_model_choice_is_kept_per_conversation_and_shown_on_the_reply(app):
     client = app.test_client()
-    response = client.post("/new", data={"text": "Hi", "model": "HuggingFaceTB/SmolLM2-135M-Instruct"},
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        "/new", data={"text": "Hi", "model": "HuggingFaceTB/SmolLM2-135M-Instruct"}, headers={"HX-Request": "true"}
+    )
     cid = response.headers["HX-Push-Url"].rsplit("/", 1)[1]
     mid = stored_conversations(app)[0]["messages"][1]["id"]
     final = dict(finish_reply(client, cid, mid))["final"]
@@ -81,8 +96,7 @@ def test_long_history_is_trimmed_to_fit_the_model(make_app, llama_server):
         message["content"] = "word " * 200
     store.write(f"users/{uid}/conversations/{entry['id']}.json", json.dumps(document).encode())
 
-    response = client.post(f"/c/{entry['id']}/messages", data={"text": "Summarise."},
-                           headers={"HX-Request": "true"})
+    response = client.post(f"/c/{entry['id']}/messages", data={"text": "Summarise."}, headers={"HX-Request": "true"})
     assert response.status_code == 200
     mid = json.loads(store.read(f"users/{uid}/conversations/{entry['id']}.json")[0])["messages"][-1]["id"]
     final = dict(finish_reply(client, entry["id"], mid))["final"]
@@ -164,12 +178,15 @@ def fake_hf():
     server.shutdown()
 
 
-@pytest.mark.parametrize("scenario, error_type, shown", [
-    ("unauthorized", Rejected, "The operator must set a valid HF_TOKEN."),
-    ("ratelimited", RateLimited, "Please retry in 7 seconds."),
-    ("unavailable", Unavailable, "unavailable right now (it may be loading)"),
-    ("midstream", Unavailable, "stopped with an error before finishing"),
-])
+@pytest.mark.parametrize(
+    "scenario, error_type, shown",
+    [
+        ("unauthorized", Rejected, "The operator must set a valid HF_TOKEN."),
+        ("ratelimited", RateLimited, "Please retry in 7 seconds."),
+        ("unavailable", Unavailable, "unavailable right now (it may be loading)"),
+        ("midstream", Unavailable, "stopped with an error before finishing"),
+    ],
+)
 def test_hugging_face_errors_become_clear_messages(fake_hf, make_app, scenario, error_type, shown):
     llm = HuggingFaceLLM(models=["m"], base_url=f"{fake_hf}/{scenario}", token="t")
     with pytest.raises(error_type) as raised:

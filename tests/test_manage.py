@@ -3,13 +3,22 @@ regenerate, edit, export."""
 
 import json
 import threading
+import time
 from datetime import date
 
 import pytest
 
 from chatbot.sidebar import group_by_date, highlight
-from support import (HTMX, FakeLLM, finish_reply, finished_conversation, open_stream_at_first_token, parse_events,
-                     start_conversation, stored_conversations, stream_url)
+from support import (
+    HTMX,
+    FakeLLM,
+    finish_reply,
+    finished_conversation,
+    open_stream_at_first_token,
+    parse_events,
+    start_conversation,
+    stored_conversations,
+)
 
 
 @pytest.fixture
@@ -40,8 +49,9 @@ def test_a_user_title_is_never_overwritten_by_the_generator(client, app):
     assert stored_conversations(app)[0]["title"] == "Jokes"
 
 
-@pytest.mark.parametrize("title, message", [("   ", "A title cannot be empty."),
-                                             ("x" * 101, "Titles have at most 100 characters.")])
+@pytest.mark.parametrize(
+    "title, message", [("   ", "A title cannot be empty."), ("x" * 101, "Titles have at most 100 characters.")]
+)
 def test_rename_refuses_bad_titles(client, app, title, message):
     cid, _ = finished_conversation(client)
     before = stored_conversations(app)[0]["title"]
@@ -70,8 +80,10 @@ def test_delete_removes_the_objects_and_the_index_entry(client, app):
     assert client.get(f"/c/{gone}").status_code == 404
     store = app.extensions["store"]
     assert not [key for key in store.keys() if gone in key]
-    assert all(entry["id"] != gone for entry in json.loads(store.read(next(
-        key for key in store.keys() if key.endswith("index.json")))[0]))
+    assert all(
+        entry["id"] != gone
+        for entry in json.loads(store.read(next(key for key in store.keys() if key.endswith("index.json")))[0])
+    )
 
 
 def test_delete_of_another_conversation_leaves_the_pane(client):
@@ -147,11 +159,29 @@ def test_stop_abandons_the_model_call_and_keeps_the_partial_reply(make_app, loca
     assert spy.abandoned == [True]
 
 
-def test_stop_before_the_stream_starts_means_no_model_call(client, app):
+class FakeEndlessLLM:
+    """A FAKE model that writes forever, a piece every 20 ms: the test is about stopping, not the reply."""
+
+    models = ["SmolLM2-135M-Instruct"]
+
+    def stream(self, *args, **kwargs):
+        while True:
+            time.sleep(0.02)
+            yield "word "
+
+    def complete(self, *args, **kwargs):
+        return "A title"
+
+
+def test_stop_reaches_the_job_with_no_stream_open(client, app):
+    app.extensions["llm"] = FakeEndlessLLM()
     cid, mid = start_conversation(client)
-    client.post(f"/c/{cid}/messages/{mid}/stop", headers=HTMX)
+    time.sleep(0.2)
+    assert client.post(f"/c/{cid}/messages/{mid}/stop", headers=HTMX).status_code == 204
+    assert app.extensions["replies"].wait_for_jobs(5) == 0
+    reply = stored_conversations(app)[0]["messages"][1]
+    assert reply["status"] == "stopped" and reply["content"].startswith("word ")
     assert [kind for kind, _ in finish_reply(client, cid, mid)] == ["final", "done"]
-    assert stored_conversations(app)[0]["messages"][1]["status"] == "stopped"
 
 
 def test_regenerate_runs_the_last_reply_again(client, app):
@@ -174,8 +204,9 @@ def test_edit_replaces_the_last_message_and_its_reply(client, app):
     user_id = stored_conversations(app)[0]["messages"][0]["id"]
     form = client.get(f"/c/{cid}/messages/{user_id}/edit", headers=HTMX)
     assert "Waht is 2+2?" in form.text and "<textarea" in form.text
-    response = client.post(f"/c/{cid}/messages/{user_id}/edit", data={"text": "What is 2+2?"},
-                           headers={**HTMX, "HX-Target": "chat"})
+    response = client.post(
+        f"/c/{cid}/messages/{user_id}/edit", data={"text": "What is 2+2?"}, headers={**HTMX, "HX-Target": "chat"}
+    )
     assert response.status_code == 200 and 'data-status="streaming"' in response.text
     messages = stored_conversations(app)[0]["messages"]
     assert [message["content"] for message in messages] == ["What is 2+2?", ""]
@@ -222,12 +253,18 @@ def test_group_by_date():
     entries = [{"id": str(day), "updated_at": f"2026-11-{day:02d}T10:00:00+00:00"} for day in (25, 24, 20, 1)]
     groups = group_by_date(entries, today)
     assert [(label, [entry["id"] for entry in group]) for label, group in groups] == [
-        ("Today", ["25"]), ("Yesterday", ["24"]), ("Previous 7 days", ["20"]), ("Older", ["1"])]
+        ("Today", ["25"]),
+        ("Yesterday", ["24"]),
+        ("Previous 7 days", ["20"]),
+        ("Older", ["1"]),
+    ]
 
 
 def test_highlight_escapes_and_marks():
-    assert str(highlight("<b>Tom</b> & tomatoes", "tom")) == \
-        "&lt;b&gt;<mark>Tom</mark>&lt;/b&gt; &amp; <mark>tom</mark>atoes"
+    assert (
+        str(highlight("<b>Tom</b> & tomatoes", "tom"))
+        == "&lt;b&gt;<mark>Tom</mark>&lt;/b&gt; &amp; <mark>tom</mark>atoes"
+    )
 
 
 @pytest.mark.model

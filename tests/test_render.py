@@ -4,7 +4,9 @@ from chatbot.render import render_markdown
 
 
 def test_script_and_event_handlers_are_removed():
-    html = render_markdown('Hi <script>alert(1)</script> <img src=x onerror="alert(2)"> <a href="javascript:alert(3)">x</a>')
+    html = render_markdown(
+        'Hi <script>alert(1)</script> <img src=x onerror="alert(2)"> <a href="javascript:alert(3)">x</a>'
+    )
     assert "<script" not in html and "onerror" not in html and "<img" not in html
     assert "javascript:" not in html
 

@@ -10,8 +10,19 @@ from chatbot import create_app
 from chatbot.auth import create_account
 from chatbot.conversations import new_id
 from chatbot.storage import open_store
-from support import (HTMX, TEST_SETTINGS, FaultProxy, as_guest, bucket_name, finish_reply, guest_uid, new_bucket,
-                     open_stream_at_first_token, seed_conversations, start_conversation)
+from support import (
+    HTMX,
+    TEST_SETTINGS,
+    FaultProxy,
+    as_guest,
+    bucket_name,
+    finish_reply,
+    guest_uid,
+    new_bucket,
+    open_stream_at_first_token,
+    seed_conversations,
+    start_conversation,
+)
 
 pytestmark = pytest.mark.s3
 
@@ -89,8 +100,9 @@ def test_storage_copy_moves_a_folder_into_a_bucket_and_back(make_app, tmp_path, 
 
     back = f"file://{tmp_path}/back"
     assert runner.invoke(args=["storage", "copy", f"s3://{bucket}/copied", back]).exit_code == 0
-    assert open_store(back).read(f"users/{uid}/conversations/{cid}.json") == \
-        open_store(source).read(f"users/{uid}/conversations/{cid}.json")
+    assert open_store(back).read(f"users/{uid}/conversations/{cid}.json") == open_store(source).read(
+        f"users/{uid}/conversations/{cid}.json"
+    )
 
 
 def test_storage_check_passes_on_a_working_bucket(s3_app):

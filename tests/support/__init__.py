@@ -8,21 +8,54 @@
 - browser: Chromium's path and a page that collects console errors
 """
 
-from .app import (CLEARED_ENVIRONMENT, TEST_SETTINGS, FakeLLM, as_guest, build_app, guest_uid,
-                  stored_conversations)
+from .app import CLEARED_ENVIRONMENT, TEST_SETTINGS, FakeLLM, as_guest, build_app, guest_uid, stored_conversations
 from .browser import CHROMIUM, CHROMIUM_ARGS, close_page, open_page
-from .events import (HTMX, finish_reply, finished_conversation, open_stream_at_first_token, parse_events,
-                     start_conversation, stream_url)
+from .events import (
+    HTMX,
+    finish_reply,
+    finished_conversation,
+    open_stream_at_first_token,
+    parse_events,
+    start_conversation,
+    stream_url,
+)
 from .faultproxy import FaultProxy
 from .s3 import CREDENTIALS, S3Server, bucket_name, new_bucket
 from .seeding import seed_conversations
-from .servers import (BIN, ROOT, Gunicorn, LiveServer, LlamaServer, RedisServer, child_pids, free_port,
-                      wait_until_up)
+from .servers import BIN, ROOT, Gunicorn, LiveServer, LlamaServer, RedisServer, child_pids, free_port, wait_until_up
 
 __all__ = [
-    "BIN", "CHROMIUM", "CHROMIUM_ARGS", "CLEARED_ENVIRONMENT", "CREDENTIALS", "HTMX", "ROOT", "TEST_SETTINGS",
-    "FakeLLM", "FaultProxy", "Gunicorn", "LiveServer", "LlamaServer", "RedisServer", "S3Server", "as_guest",
-    "bucket_name", "build_app", "child_pids", "close_page", "finish_reply", "finished_conversation",
-    "free_port", "guest_uid", "new_bucket", "open_page", "open_stream_at_first_token", "parse_events",
-    "seed_conversations", "start_conversation", "stored_conversations", "stream_url", "wait_until_up",
+    "BIN",
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "CLEARED_ENVIRONMENT",
+    "CREDENTIALS",
+    "HTMX",
+    "ROOT",
+    "TEST_SETTINGS",
+    "FakeLLM",
+    "FaultProxy",
+    "Gunicorn",
+    "LiveServer",
+    "LlamaServer",
+    "RedisServer",
+    "S3Server",
+    "as_guest",
+    "bucket_name",
+    "build_app",
+    "child_pids",
+    "close_page",
+    "finish_reply",
+    "finished_conversation",
+    "free_port",
+    "guest_uid",
+    "new_bucket",
+    "open_page",
+    "open_stream_at_first_token",
+    "parse_events",
+    "seed_conversations",
+    "start_conversation",
+    "stored_conversations",
+    "stream_url",
+    "wait_until_up",
 ]

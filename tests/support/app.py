@@ -14,9 +14,22 @@ TEST_SETTINGS = {
     "WTF_CSRF_ENABLED": False,
 }
 # The developer's environment must not leak into a test: conftest removes these before each one.
-CLEARED_ENVIRONMENT = ("HF_TOKEN", "HF_KEY", "HF_BASE_URL", "HF_PROVIDER", "LLM_BACKEND", "STORAGE_URL",
-                       "CHATBOT_MODELS", "SYSTEM_PROMPT", "ALLOW_GUESTS", "MAX_MESSAGE_CHARS", "SECRET_KEY",
-                       "AWS_ENDPOINT_URL", "LOCAL_MODEL_PATH", "REDIS_URL")
+CLEARED_ENVIRONMENT = (
+    "HF_TOKEN",
+    "HF_KEY",
+    "HF_BASE_URL",
+    "HF_PROVIDER",
+    "LLM_BACKEND",
+    "STORAGE_URL",
+    "CHATBOT_MODELS",
+    "SYSTEM_PROMPT",
+    "ALLOW_GUESTS",
+    "MAX_MESSAGE_CHARS",
+    "SECRET_KEY",
+    "AWS_ENDPOINT_URL",
+    "LOCAL_MODEL_PATH",
+    "REDIS_URL",
+)
 
 
 def build_app(data_dir, llm, **settings):

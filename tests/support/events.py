@@ -12,9 +12,9 @@ def parse_events(body):
         kind, data = "message", []
         for line in block.split("\n"):
             if line.startswith("event: "):
-                kind = line[len("event: "):]
+                kind = line[len("event: ") :]
             elif line.startswith("data: "):
-                data.append(line[len("data: "):])
+                data.append(line[len("data: ") :])
         if data:
             events.append((kind, "\n".join(data)))
     return events
@@ -25,8 +25,7 @@ def start_conversation(client, text="Hello there"):
     response = client.post("/new", data={"text": text}, headers=HTMX)
     assert response.status_code == 200
     cid = response.headers["HX-Push-Url"].rsplit("/", 1)[1]
-    mid = re.search(r'id="m-([^"]+)"[^>]*data-status|data-status="streaming" id="m-([^"]+)"',
-                    response.text)
+    mid = re.search(r'id="m-([^"]+)"[^>]*data-status|data-status="streaming" id="m-([^"]+)"', response.text)
     mid = mid.group(1) or mid.group(2)
     return cid, mid
 

@@ -1,8 +1,6 @@
 """A real S3-protocol server for tests and benchmarks: moto's standalone server over HTTP."""
 
-import os
 import subprocess
-import sys
 import urllib.request
 
 import boto3
@@ -11,8 +9,7 @@ from chatbot.conversations import new_id
 
 from .servers import BIN, free_port, wait_until_up
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 class S3Server:
@@ -26,8 +23,9 @@ class S3Server:
     def start(self):
         """Start the server and wait until it answers."""
         moto_server = str(BIN / "moto_server")
-        self.process = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [moto_server, "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_until_up(self.url + "/moto-api/", self.process, seconds=30)
         return self
 
@@ -39,10 +37,15 @@ class S3Server:
 
     def client(self):
         """A plain boto3 client for the server."""
-        return boto3.client("s3", endpoint_url=self.url, **{
-            "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            "region_name": CREDENTIALS["AWS_DEFAULT_REGION"]})
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            **{
+                "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
+            },
+        )
 
     def reset(self):
         """Forget every bucket and object."""

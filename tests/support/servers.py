@@ -135,8 +135,14 @@ class Process:
     def start(self, seconds=60):
         """Start the server and wait until it answers."""
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command(), cwd=ROOT, env=self.environment(), stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=ROOT,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             self.wait(seconds)
         except Exception:
@@ -190,8 +196,19 @@ class LlamaServer(Process):
         self.url = f"http://127.0.0.1:{self.port}"
 
     def command(self):
-        argv = [sys.executable, "-m", "llama_cpp.server", "--model", self.model_path, "--host", "127.0.0.1",
-                "--port", str(self.port), "--n_ctx", str(self.context_tokens)]
+        argv = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            self.model_path,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.context_tokens),
+        ]
         return argv + (["--n_threads", str(self.threads)] if self.threads else [])
 
     def wait(self, seconds):
@@ -212,8 +229,21 @@ class RedisServer(Process):
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def command(self):
-        return [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.directory,
-                "--save", "", "--appendonly", "no", "--daemonize", "no"]
+        return [
+            self.binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            self.directory,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ]
 
     def wait(self, seconds):
         import redis
