@@ -1,12 +1,11 @@
 """A ChatGPT-style chatbot: Flask renders HTML, htmx swaps fragments, replies stream over SSE."""
 
-import logging
 import os
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import config, llm, storage
+from . import config, llm, logs, storage
 
 csrf = CSRFProtect()
 
@@ -26,8 +25,7 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     config.validate(app)
     os.makedirs(app.instance_path, exist_ok=True)
-    # INFO to stderr unless the server configured logging already (gunicorn logs its own way).
-    logging.basicConfig(level=logging.INFO)
+    logs.init_app(app)  # one JSON line per request (LOG_FORMAT=text for readable lines)
 
     from .render import render_markdown
 
@@ -42,6 +40,10 @@ def create_app(test_config=None):
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(sidebar.bp)
+    from . import ops
+
+    app.register_blueprint(ops.bp)
+    csrf.exempt(ops.bp)  # probes post nothing and carry no session
 
     app.after_request(_security_headers)
     _register_error_pages(app)

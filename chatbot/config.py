@@ -65,6 +65,8 @@ def from_environment():
         "MAX_MESSAGE_CHARS": _number("MAX_MESSAGE_CHARS", 8000),
         "ALLOW_GUESTS": _flag("ALLOW_GUESTS", True),
         "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE", False),
+        "LOG_FORMAT": (os.environ.get("LOG_FORMAT") or "").strip().lower() or None,  # None: by debug mode
+        "CHECK_MODELS": _flag("CHECK_MODELS", None),  # None: at start-up, except in tests
     }
 
 
@@ -81,5 +83,7 @@ def validate(app):
         raise ConfigError("LLM_BACKEND must be 'huggingface' or 'local'")
     if config["LLM_BACKEND"] == "huggingface" and not (config["HF_TOKEN"] or config["HF_BASE_URL"]):
         raise ConfigError("LLM_BACKEND=huggingface needs HF_TOKEN (or HF_BASE_URL for a self-hosted server)")
+    if config.get("LOG_FORMAT") not in (None, "json", "text"):
+        raise ConfigError("LOG_FORMAT must be 'json' or 'text'")
     if config["MAX_MESSAGE_CHARS"] < 1:
         raise ConfigError("MAX_MESSAGE_CHARS must be at least 1")

@@ -47,3 +47,7 @@ class Store:
     def keys(self, prefix=""):
         """Yield every key under prefix."""
         raise NotImplementedError
+
+    def ping(self):
+        """Raise StorageUnavailable, with a reason safe to show, unless the store answers now (quick)."""
+        self.read("probe/ready.json")

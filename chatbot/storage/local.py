@@ -6,7 +6,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 
-from .base import Conflict, Store, check_key
+from .base import Conflict, Store, StorageUnavailable, check_key
 
 
 class LocalStore(Store):
@@ -77,3 +77,12 @@ class LocalStore(Store):
                 key = os.path.relpath(os.path.join(directory, name), self.root).replace(os.sep, "/")
                 if key.startswith(prefix):
                     yield key
+
+    def ping(self):
+        """Raise StorageUnavailable unless the folder exists (or can be made) and is writable."""
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as error:
+            raise StorageUnavailable(f"the storage folder cannot be created: {error.strerror}") from error
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageUnavailable("the storage folder is not writable")

@@ -4,7 +4,7 @@ import threading
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from .base import Conflict, Store, StorageUnavailable, check_key
 
@@ -14,7 +14,19 @@ CLIENT_CONFIG = Config(
     read_timeout=10,
     retries={"mode": "standard", "max_attempts": 3},
 )
+# A health check answers within seconds: one attempt, short timeouts.
+PING_CONFIG = Config(connect_timeout=2, read_timeout=2, retries={"mode": "standard", "max_attempts": 1})
 NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+# What to fix, for the answers a misconfigured deployment gets; safe to show (no names, no keys).
+HINTS = {
+    "NoSuchBucket": "the bucket does not exist: fix STORAGE_URL, or create it with `flask storage init`",
+    "InvalidAccessKeyId": "the AWS access key is unknown: fix AWS_ACCESS_KEY_ID",
+    "SignatureDoesNotMatch": "the AWS secret key is wrong: fix AWS_SECRET_ACCESS_KEY",
+    "AccessDenied": "access denied: the credentials' IAM policy must allow this bucket and prefix (see README)",
+    "403": "access denied: the credentials' IAM policy must allow this bucket and prefix (see README)",
+    "PermanentRedirect": "the bucket is in another region: fix AWS_DEFAULT_REGION",
+    "AuthorizationHeaderMalformed": "the bucket is in another region: fix AWS_DEFAULT_REGION",
+}
 CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
 
@@ -27,6 +39,7 @@ class S3Store(Store):
         self.endpoint_url = endpoint_url
         self.url = f"s3://{bucket}/{self.prefix}"
         self._client = None
+        self._ping_client = None
         self._lock = threading.Lock()
 
     @property
@@ -110,3 +123,23 @@ class S3Store(Store):
                     yield item["Key"][len(self.prefix):]
         except (ClientError, BotoCoreError) as error:
             raise StorageUnavailable(f"S3 list failed: {error}") from error
+
+    def ping(self):
+        """Read a missing probe key within seconds; raise StorageUnavailable saying what to fix."""
+        if self._ping_client is None:
+            with self._lock:
+                if self._ping_client is None:
+                    self._ping_client = boto3.session.Session().client(
+                        "s3", endpoint_url=self.endpoint_url, config=PING_CONFIG
+                    )
+        try:
+            self._ping_client.get_object(Bucket=self.bucket, Key=self._key("probe/ready.json"))
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in NOT_FOUND:
+                return  # reachable, and the credentials may read here
+            raise StorageUnavailable(HINTS.get(code, f"S3 answered {code or 'an error'}")) from error
+        except NoCredentialsError as error:
+            raise StorageUnavailable("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable("S3 cannot be reached (network, or AWS_ENDPOINT_URL)") from error
