@@ -40,10 +40,11 @@ def create_app(test_config=None):
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(sidebar.bp)
-    from . import ops
+    from . import account, ops
 
     app.register_blueprint(ops.bp)
     csrf.exempt(ops.bp)  # probes post nothing and carry no session
+    app.register_blueprint(account.bp)
 
     app.after_request(_security_headers)
     _register_error_pages(app)
@@ -100,6 +101,8 @@ def _register_error_pages(app):
 
 
 def _register_commands(app):
-    from .cli import storage_cli
+    from .cli import guests_cli, models_cli, release_check, storage_cli, usage, users_cli
 
     app.cli.add_command(storage_cli)
+    for command in (models_cli, users_cli, guests_cli, usage, release_check):
+        app.cli.add_command(command)

@@ -4,9 +4,16 @@ A backend has `models` (the names a user may pick, the first is the default),
 `stream(messages, model, **params)` yielding text pieces and
 `complete(messages, model, **params)` returning a string. Failures are raised
 as the LLMError subclasses below, whose `user_message` the chat shows.
+
+Which models are actually served is checked once, in the background, after
+start-up: `check_models()` returns a ModelStatus per model;
+`start_model_check()` runs it in a daemon thread, after which `models` lists
+the served ones first (so `models[0]`, the default, is served) and
+`unavailable_models()` names those nothing serves, which the picker disables.
 """
 
 import logging
+from dataclasses import dataclass, field
 
 from flask import current_app
 
@@ -51,6 +58,16 @@ class Rejected(LLMError):
     user_message = "The model service refused the request. The operator should check the token and model name."
 
 
+@dataclass
+class ModelStatus:
+    """Whether a configured model can be used: served True/False, or None when it could not be told."""
+
+    model: str
+    served: bool | None
+    providers: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
 def create_backend(config):
     """Return the backend the configuration selects."""
     if config["LLM_BACKEND"] == "huggingface":
@@ -72,11 +89,31 @@ def init_app(app):
     """Bind the configured backend to the app; a local model loads on first use."""
     backend = create_backend(app.config)
     app.extensions["llm"] = backend
+    # Checked in the background on first use (never at import, never in tests unless asked).
+    check = app.config.get("CHECK_MODELS")
+    backend.check_at_start = (not app.testing) if check is None else check
+    app.before_request(_start_model_check)
+    # A global, not a context variable: the composer is a macro, and imported macros see only globals.
+    app.jinja_env.globals["unavailable_models"] = unavailable_models
     logger.info("LLM backend %s, models: %s", app.config["LLM_BACKEND"], ", ".join(backend.models))
     problem = getattr(backend, "problem", lambda: None)()
-    if problem:
+    if problem and app.config["LLM_BACKEND"] == "local":
         logger.warning("the local model cannot run (%s): replies will fail until HF_TOKEN is set "
                        "or `make install` adds the local model", problem)
+
+
+def _start_model_check():
+    # The first request of a process starts the check (in a thread): a process that serves, checks.
+    backend = get_llm()
+    if getattr(backend, "check_at_start", False):
+        backend.start_model_check()
+
+
+def unavailable_models():
+    """The models the picker disables (none until the background check has found some)."""
+    # getattr: tests may put a fake model in place, with only stream() and complete().
+    unavailable = getattr(get_llm(), "unavailable_models", None)
+    return unavailable() if unavailable else frozenset()
 
 
 def get_llm():

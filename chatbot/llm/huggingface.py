@@ -11,6 +11,7 @@ from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGe
 
 from ..config import DEFAULT_HF_MODELS
 from . import LLMError, RateLimited, Rejected, TimedOut, Unavailable
+from .served import Availability, check_hub, check_server, check_token
 
 
 def _retry_after(response):
@@ -41,15 +42,30 @@ def translate(error):
     return LLMError(str(error))
 
 
-class HuggingFaceLLM:
+class HuggingFaceLLM(Availability):
     """Chat completions from the Hugging Face Inference API or an OpenAI-compatible server."""
 
     def __init__(self, models=(), token=None, base_url=None, provider=None, timeout=60.0):
-        self.models = list(models) or list(DEFAULT_HF_MODELS)
+        self.configured_models = list(models) or list(DEFAULT_HF_MODELS)
+        self.models = list(self.configured_models)  # served ones first once the start-up check has run
         self.token = token
         self.base_url = base_url
         self.provider = provider
         self.timeout = timeout
+
+    def problem(self):
+        """Why this backend cannot run, or None (checked without a request)."""
+        return None if (self.token or self.base_url) else "no HF_TOKEN (or HF_BASE_URL)"
+
+    def check_token(self):
+        """Why HF_TOKEN is refused, or None (a self-hosted server's answer is in check_models)."""
+        return None if self.base_url else check_token(self.token)
+
+    def check_models(self):
+        """A ModelStatus per configured model: HF_BASE_URL's /v1/models, or the Hub's provider mapping."""
+        if self.base_url:
+            return check_server(self.base_url, self.configured_models, self.token)
+        return [check_hub(model, self.token, self.provider) for model in self.configured_models]
 
     def _client(self):
         # A client per call is cheap (the HTTP connection pool is huggingface_hub's

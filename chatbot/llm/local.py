@@ -8,7 +8,8 @@ import importlib.util
 import os
 import threading
 
-from . import LLMError, Unavailable
+from . import LLMError, ModelStatus, Unavailable
+from .served import Availability
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -22,13 +23,14 @@ def default_model_path():
     return path if os.path.exists(path) else None
 
 
-class LocalLLM:
+class LocalLLM(Availability):
     """One llama.cpp model per process, loaded on first use; one generation at a time."""
 
     def __init__(self, model_path=None, context_tokens=4096):
         self.model_path = model_path or default_model_path()
         name = os.path.basename(self.model_path or SMOLLM2_FILE)
         self.models = [name.split(".")[0]]
+        self.configured_models = self.models
         self.context_tokens = context_tokens
         self._llama = None
         self._load_lock = threading.Lock()
@@ -42,6 +44,12 @@ class LocalLLM:
         if importlib.util.find_spec("llama_cpp") is None:
             return "llama-cpp-python is not installed"
         return None
+
+    def check_models(self):
+        """The one local model: usable when its file and llama.cpp are installed."""
+        problem = self.problem()
+        return [ModelStatus(model, problem is None, ["llama.cpp in this process"], problem or "")
+                for model in self.configured_models]
 
     def _model(self):
         if self._llama is None:

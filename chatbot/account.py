@@ -1,0 +1,70 @@
+"""Blueprint "account": a user's own data. Download all of it, delete the conversations, delete the account.
+
+Plain pages and forms (CSRF-protected), so all of it works without JavaScript.
+"""
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, logout_user
+
+from . import userdata
+from .auth import check_account, current_uid, user_required
+from .storage import get_store
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+def _username():
+    return current_user.username if current_user.is_authenticated else None
+
+
+@bp.get("/")
+@user_required
+def page():
+    """What is stored about you, and what you can do with it."""
+    count = len(userdata.user_index(get_store(), current_uid()))
+    return render_template("account.html", confirm=None, conversation_count=count)
+
+
+@bp.get("/export.zip")
+@user_required
+def export():
+    """Every conversation as JSON in one zip, streamed as it is read from storage."""
+    archive = userdata.export_zip(get_store(), current_uid(), _username())
+    name = f"chatbot-data-{datetime.now(timezone.utc):%Y-%m-%d}.zip"
+    return Response(archive, mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+@bp.route("/delete-conversations", methods=["GET", "POST"])
+@user_required
+def delete_conversations():
+    """Confirm, then delete every conversation of the current user."""
+    store = get_store()
+    if request.method == "POST":
+        count = userdata.delete_user_data(store, current_uid())
+        flash(f"Deleted {count} conversation{'s' if count != 1 else ''}.")
+        return redirect(url_for("chat.index"))
+    count = len(userdata.user_index(store, current_uid()))
+    return render_template("account.html", confirm="conversations", conversation_count=count)
+
+
+@bp.route("/delete", methods=["GET", "POST"])
+@login_required
+def delete_account():
+    """Confirm with the password, then delete the account and all its conversations."""
+    store = get_store()
+    error = None
+    if request.method == "POST":
+        if check_account(store, current_user.username, request.form.get("password", "")) is None:
+            error = "That password is not right. Nothing was deleted."
+        else:
+            userdata.delete_account(store, current_user.username)
+            session.clear()
+            logout_user()  # after clear(): it leaves the mark that deletes the remember-me cookie
+            flash("Your account and its conversations are deleted.")
+            return redirect(url_for("chat.index"))
+    count = len(userdata.user_index(store, current_uid()))
+    return render_template("account.html", confirm="account", conversation_count=count,
+                           error=error), 400 if error else 200

@@ -1,0 +1,166 @@
+"""Everything stored about a user, as a whole: list, export, delete, purge guests, count usage.
+
+Works on the stored documents under the keys the rest of the app uses
+(users/{uid}/..., accounts/{username}.json), for the operator's commands
+(cli.py) and a user's own account page (account.py). Nothing here knows
+about HTTP or click.
+"""
+
+import json
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+
+from zipstream import ZipStream
+
+from .conversations import is_valid_id
+from .storage import read_json
+
+
+def _uid_of(key):
+    # users/{uid}/index.json or users/{uid}/conversations/{cid}.json
+    parts = key.split("/")
+    return parts[1] if len(parts) >= 3 and parts[0] == "users" and is_valid_id(parts[1]) else None
+
+
+def _parse_time(value):
+    return datetime.fromisoformat(value) if value else None
+
+
+def accounts(store):
+    """Every account as {username, uid, created_at}, by username."""
+    found = []
+    for key in sorted(store.keys("accounts/")):
+        if not key.endswith(".json"):
+            continue
+        document, _ = read_json(store, key)
+        if document is not None:
+            found.append({"username": key[len("accounts/"):-len(".json")], "uid": document.get("uid"),
+                          "created_at": document.get("created_at")})
+    return found
+
+
+def account(store, username):
+    """One account as {username, uid, created_at}, or None."""
+    document, _ = read_json(store, f"accounts/{username}.json")
+    if document is None:
+        return None
+    return {"username": username, "uid": document.get("uid"), "created_at": document.get("created_at")}
+
+
+def user_index(store, uid):
+    """The user's index entries ({id, title, updated_at, model}), newest first."""
+    document, _ = read_json(store, f"users/{uid}/index.json")
+    return document or []
+
+
+def conversation_keys(store, uid):
+    """The keys of every conversation stored for uid."""
+    prefix = f"users/{uid}/conversations/"
+    return [key for key in store.keys(prefix) if key.endswith(".json")]
+
+
+def delete_user_data(store, uid):
+    """Delete every conversation of uid, then its index; return how many conversations went."""
+    keys = conversation_keys(store, uid)
+    for key in keys:
+        store.delete(key)
+    # The index last: until then the sidebar lists what is still there, never what is gone.
+    store.delete(f"users/{uid}/index.json")
+    return len(keys)
+
+
+def delete_account(store, username):
+    """Delete an account and all its conversations; return the number deleted, or None when no such account."""
+    found = account(store, username)
+    if found is None:
+        return None
+    count = delete_user_data(store, found["uid"]) if is_valid_id(found["uid"]) else 0
+    # The account last: a half-done delete leaves an account to delete again, not an orphan guest.
+    store.delete(f"accounts/{username}.json")
+    return count
+
+
+def _last_active(store, uid):
+    entries = user_index(store, uid)
+    stamps = [entry["updated_at"] for entry in entries if entry.get("updated_at")]
+    if not stamps:  # no index (a crash between writes): the conversations themselves
+        for key in conversation_keys(store, uid):
+            document, _ = read_json(store, key)
+            if document and document.get("updated_at"):
+                stamps.append(document["updated_at"])
+    return (max(stamps, key=_parse_time), len(entries)) if stamps else (None, len(entries))
+
+
+def guests(store):
+    """Every guest (a users/{uid}/ no account points at) as {uid, last_active, conversations}."""
+    owned = {found["uid"] for found in accounts(store)}
+    uids = sorted({uid for uid in map(_uid_of, store.keys("users/")) if uid and uid not in owned})
+    result = []
+    for uid in uids:
+        last_active, count = _last_active(store, uid)
+        result.append({"uid": uid, "last_active": last_active, "conversations": count})
+    return result
+
+
+def stale_guests(store, older_than, at=None):
+    """The guests whose newest conversation was updated longer ago than older_than (a timedelta)."""
+    cutoff = (at or datetime.now(timezone.utc)) - older_than
+    return [guest for guest in guests(store)
+            if guest["last_active"] is None or _parse_time(guest["last_active"]) < cutoff]
+
+
+def usage(store, days, at=None):
+    """Per day of the last `days` (oldest first): {day, messages, replies, users}, from the stored messages.
+
+    Only conversations updated within the window are read (the index says
+    which), so the cost follows recent activity, not the whole history.
+    """
+    today = (at or datetime.now(timezone.utc)).date()
+    first_day = today - timedelta(days=days - 1)
+    counts = defaultdict(Counter)
+    users = defaultdict(set)
+    for uid in sorted({uid for uid in map(_uid_of, store.keys("users/")) if uid}):
+        for entry in user_index(store, uid):
+            updated = _parse_time(entry.get("updated_at"))
+            if updated is None or updated.date() < first_day:
+                continue
+            document, _ = read_json(store, f"users/{uid}/conversations/{entry['id']}.json")
+            for message in (document or {}).get("messages", []):
+                created = _parse_time(message.get("created_at"))
+                if created is None or not first_day <= created.date() <= today:
+                    continue
+                counts[created.date()]["messages" if message.get("role") == "user" else "replies"] += 1
+                users[created.date()].add(uid)
+    return [{"day": (first_day + timedelta(days=offset)).isoformat(),
+             "messages": counts[first_day + timedelta(days=offset)]["messages"],
+             "replies": counts[first_day + timedelta(days=offset)]["replies"],
+             "users": len(users[first_day + timedelta(days=offset)])}
+            for offset in range(days)]
+
+
+def parse_age(text):
+    """A timedelta from '30d', '12h' or '90m'; ValueError otherwise."""
+    text = text.strip().lower()
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f"{text!r} is not an age like 30d, 12h or 90m")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def export_zip(store, uid, username=None):
+    """A streamed zip of everything stored for uid: each conversation as JSON, read as the zip reaches it."""
+    archive = ZipStream(sized=False)
+    entries = user_index(store, uid)
+    about = {"exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "username": username,
+             "conversations": entries}
+    archive.add(json.dumps(about, ensure_ascii=False, indent=2).encode(), "index.json")
+
+    def conversation_bytes(key):
+        # A generator: the conversation is read only when the zip stream gets to it.
+        found = store.read(key)
+        if found is not None:
+            yield json.dumps(json.loads(found[0]), ensure_ascii=False, indent=2).encode()
+
+    for key in sorted(conversation_keys(store, uid)):
+        archive.add(conversation_bytes(key), "conversations/" + key.rsplit("/", 1)[1])
+    return archive
