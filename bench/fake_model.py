@@ -6,8 +6,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-WORDS = 40          # pieces per reply
-INTERVAL = 0.05     # seconds between pieces: a 2-second reply at 20 tokens/s
+WORDS = 40  # pieces per reply
+INTERVAL = 0.05  # seconds between pieces: a 2-second reply at 20 tokens/s
 
 
 class FakeModelHandler(BaseHTTPRequestHandler):
@@ -35,8 +35,9 @@ class FakeModelHandler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-def start(port):
-    """Serve on 127.0.0.1:port in a thread; return the server (call shutdown() to stop)."""
+def start(port=0):
+    """Serve on 127.0.0.1:port (by default one the kernel picks: see server_port) in a thread; return the
+    server (call shutdown() to stop)."""
     server = ThreadingHTTPServer(("127.0.0.1", port), FakeModelHandler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

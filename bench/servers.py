@@ -1,0 +1,67 @@
+"""The servers the benchmarks share, each started on first use and stopped at the end of the run."""
+
+import os
+import tempfile
+from contextlib import ExitStack
+from functools import cached_property
+from pathlib import Path
+
+from chatbot.conversations import new_id
+from chatbot.llm.local import LocalLLM, default_model_path
+from support import CHROMIUM, CHROMIUM_ARGS, CREDENTIALS, Gunicorn, LlamaServer, S3Server, build_app
+
+# The local backend for apps whose model is never called (page weight, growth): it loads lazily, so never here.
+UNUSED_MODEL = LocalLLM()
+
+
+class Servers:
+    """What benchmarks need, started lazily: moto's S3 server, llama.cpp's server, Chromium."""
+
+    def __init__(self):
+        self._stack = ExitStack()
+
+    @cached_property
+    def s3(self):
+        """moto's S3 server; boto3 in this process reaches it through AWS_ENDPOINT_URL."""
+        os.environ.update(CREDENTIALS)
+        server = S3Server().start()
+        self._stack.callback(server.stop)
+        os.environ["AWS_ENDPOINT_URL"] = server.url
+        return server
+
+    @cached_property
+    def llama_url(self):
+        """The base URL of llama.cpp's server running SmolLM2, on one thread: the other core is left to the
+        browser and the app, which otherwise wait for the model's threads and get its tokens late, in bursts."""
+        return self._stack.enter_context(LlamaServer(default_model_path(), threads=1)).url
+
+    @cached_property
+    def browser(self):
+        """Debian's Chromium, headless, through Playwright."""
+        from playwright.sync_api import sync_playwright
+
+        playwright = self._stack.enter_context(sync_playwright())
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        self._stack.callback(browser.close)
+        return browser
+
+    def close(self):
+        """Stop every server started, newest first."""
+        self._stack.close()
+
+
+def bench_app(**settings):
+    """An app over a fresh folder store (or settings' STORAGE_URL) whose model is never run."""
+    return build_app(Path(tempfile.mkdtemp()), UNUSED_MODEL, **settings)
+
+
+def bench_gunicorn(**settings):
+    """The app under gunicorn as the Procfile runs it, over a fresh folder store, with an access log off."""
+    return Gunicorn(
+        {
+            "SECRET_KEY": "bench-" + new_id(),
+            "STORAGE_URL": f"file://{tempfile.mkdtemp()}/data",
+            "GUNICORN_CMD_ARGS": "--access-logfile=/dev/null",
+            **settings,
+        }
+    )
