@@ -36,7 +36,7 @@ def write_user(store, uid, conversations):
         document = {"id": cid, "title": "A title", "model": "SmolLM2-135M-Instruct", "created_at": created[0],
                     "updated_at": max(created), "messages": [
                         {"id": new_id(), "role": role, "content": f"{role} text", "created_at": at}
-                        for (role, _), at in zip(messages, created)]}
+                        for (role, _), at in zip(messages, created, strict=True)]}
         store.write(f"users/{uid}/conversations/{cid}.json", json.dumps(document).encode())
         entries.append({"id": cid, "title": "A title", "updated_at": max(created), "model": document["model"]})
     entries.sort(key=lambda entry: entry["updated_at"], reverse=True)

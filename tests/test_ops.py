@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from chatbot.logs import configure, log_reply, outcome_of, user_hash
 from chatbot.llm import RateLimited
+from chatbot.logs import configure, log_reply, outcome_of, user_hash
 from support import FaultProxy, new_bucket
 
 

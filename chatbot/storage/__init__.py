@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 from flask import current_app
 
-from .base import Conflict, Store, StorageError, StorageUnavailable
+from .base import Conflict, StorageError, StorageUnavailable, Store
 
 __all__ = ["Conflict", "Store", "StorageError", "StorageUnavailable", "encode_json", "get_store", "init_app",
            "open_store", "read_json", "update_json"]

@@ -6,7 +6,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 
-from .base import Conflict, Store, StorageUnavailable, check_key
+from .base import Conflict, StorageUnavailable, Store, check_key
 
 
 class LocalStore(Store):

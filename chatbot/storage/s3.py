@@ -6,7 +6,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from .base import Conflict, Store, StorageUnavailable, check_key
+from .base import Conflict, StorageUnavailable, Store, check_key
 
 # Fail within seconds when S3 is down, rather than holding a worker thread.
 CLIENT_CONFIG = Config(
