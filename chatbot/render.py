@@ -1,5 +1,6 @@
 """Markdown to safe HTML: model output is untrusted, so it is rendered, then cleaned."""
 
+import re
 import threading
 from functools import lru_cache, partial
 
@@ -7,6 +8,7 @@ import bleach
 import markdown
 from bleach.linkifier import LinkifyFilter
 from markupsafe import Markup
+from pygments.token import STANDARD_TYPES
 
 EXTENSIONS = ["pymdownx.highlight", "pymdownx.superfences", "tables", "sane_lists"]
 EXTENSION_CONFIGS = {
@@ -20,12 +22,23 @@ ALLOWED_TAGS = {
     "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table",
     "tbody", "td", "th", "thead", "tr", "ul",
 }
+# Only the classes code highlighting makes: Pygments' token classes, "highlight" and "language-*".
+# Any other (a reply styling itself as the app's own controls, say) loses its class attribute.
+KNOWN_CLASSES = frozenset(STANDARD_TYPES.values()) | {"highlight"}
+LANGUAGE_CLASS = re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}")
+
+
+def _known_classes(tag, name, value):
+    """bleach attribute filter: class only when every name in it is known; no other attribute."""
+    return name == "class" and all(item in KNOWN_CLASSES or LANGUAGE_CLASS.fullmatch(item) for item in value.split())
+
+
 ALLOWED_ATTRIBUTES = {
     "a": ["href", "title", "rel"],
     "abbr": ["title"],
-    "code": ["class"],
-    "div": ["class"],
-    "span": ["class"],
+    "code": _known_classes,
+    "div": _known_classes,
+    "span": _known_classes,
     "th": ["align"],
     "td": ["align"],
     "ol": ["start"],
