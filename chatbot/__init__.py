@@ -5,7 +5,8 @@ import os
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import config, llm, logs, storage
+from . import config, htmx, live, llm, logs, replies, storage
+from .conversations import MAX_TITLE_CHARS, NotFound, display_title
 
 csrf = CSRFProtect()
 
@@ -30,14 +31,16 @@ def create_app(test_config=None):
     from .render import render_markdown
 
     app.add_template_filter(render_markdown, "markdown")
+    app.add_template_filter(display_title)
+    app.jinja_env.globals["max_title_chars"] = MAX_TITLE_CHARS
     csrf.init_app(app)
     storage.init_app(app)
     llm.init_app(app)
+    live.init_app(app)
+    replies.init_app(app)
 
-    from . import auth, chat, limits, security, sidebar
+    from . import auth, chat, sidebar
 
-    security.init_app(app)  # first: the client's real address and scheme, for everything after
-    limits.init_app(app)
     auth.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)
@@ -69,15 +72,11 @@ def _security_headers(response):
 
 
 def _register_error_pages(app):
-    from .chat import is_htmx
-
     def error_page(status, message):
-        template = "_error.html" if is_htmx() else "error.html"
-        response = app.make_response((render_template(template, status=status, message=message), status))
-        response.vary.add("HX-Request")
-        return response
+        return htmx.page_or_fragment("error.html", "regions/error.html", status=status, message=message)
 
     @app.errorhandler(404)
+    @app.errorhandler(NotFound)  # the domain's "no such conversation or message for this user"
     def not_found(error):
         return error_page(404, "This page or conversation does not exist.")
 
@@ -92,12 +91,11 @@ def _register_error_pages(app):
     @app.errorhandler(storage.StorageError)
     def storage_down(error):
         app.logger.error("storage unavailable: %s", error)
-        if request.method == "POST" and is_htmx():
+        if request.method == "POST" and htmx.is_htmx():
             # The composer keeps the text; say plainly that it was not sent.
             message = "Your message was not sent: conversations cannot be reached right now. Please retry."
-            response = app.make_response((render_template("_composer_error.html", error=message), 503))
-            response.headers.update({"HX-Retarget": "#composer-error", "HX-Reswap": "innerHTML"})
-            return response
+            response = app.make_response((render_template("regions/composer_error.html", error=message), 503))
+            return htmx.retarget(response, "#composer-error")
         return error_page(503, "Conversations cannot be reached right now. Nothing was lost; "
                                "please try again in a moment.")
 

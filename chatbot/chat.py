@@ -2,54 +2,38 @@
 
 import json
 import re
-from contextlib import closing
-from itertools import chain
+import time
 
-from flask import (Blueprint, Response, abort, current_app, make_response, redirect, render_template,
-                   request, stream_with_context, url_for)
-from markupsafe import escape
+from flask import (Blueprint, Response, abort, current_app, make_response, redirect, render_template, request,
+                   stream_with_context, url_for)
 
-from .auth import current_conversations, user_required
-from .conversations import ERROR, Conversation, Message, NotFound
+from . import events, htmx
+from .auth import current_conversations, current_uid, user_required
+from .conversations import NotFound
+from .live import LiveUnavailable, get_live
 from .llm import get_llm
-from .replies import Settings, reset_reply, run_reply
-from .storage import StorageError
+from .replies import get_replies, reply_key
+from .storage import StorageError, get_store
 
 bp = Blueprint("chat", __name__)
 
-UNSAVED_REPLY = "The reply could not be saved: conversations cannot be reached right now. Please retry."
+# A stream waits this long for the next event before it looks around (shutdown, a dead job).
+READ_SECONDS = 1.0
+# A comment this often keeps proxies (Heroku's router drops a silent connection after 55 s) from closing the stream.
+HEARTBEAT_SECONDS = 10
+# After this long with no event, a stream checks storage: the reply may have ended elsewhere, or its job died.
+QUIET_CHECK_SECONDS = 10
+# Without JavaScript the form post waits this long for the reply, then shows the conversation anyway.
+WAIT_SECONDS = 25
+LIVE_DOWN = "Live updates are unavailable right now. The reply goes on being saved: reload the page in a moment."
 
 
-def is_htmx():
-    """True for requests htmx makes (forms and links without JavaScript get whole pages)."""
-    return request.headers.get("HX-Request") == "true"
-
-
-def is_fragment_request():
-    """True for htmx requests aimed at the chat pane, which get a fragment instead of a page."""
-    return request.headers.get("HX-Target") == "chat"
-
-
-def _page_or_fragment(template, fragment, **context):
-    conversations = current_conversations()
-    context.setdefault("entries", conversations.index_page())
-    context.setdefault("models", get_llm().models)
-    conversation = context.get("conversation")
-    context["current_id"] = conversation.id if conversation else None
-    context["oob_sidebar"] = is_fragment_request()
-    name = fragment if is_fragment_request() else template
-    response = make_response(render_template(name, **context))
-    response.vary.add("HX-Target")
-    return response
-
-
-def _load(conversations, cid, mid=None):
-    try:
-        conversation = conversations.get(cid)
-        message = conversation.message(mid) if mid else None
-    except NotFound:
-        abort(404)
-    return conversation, message
+def _chat_page(conversation=None, status=200, **context):
+    """The chat: the whole page, or the pane (with the sidebar list out of band) when htmx targets #chat."""
+    context.setdefault("entries", current_conversations().index_page())
+    return htmx.page_or_fragment("chat.html", "responses/chat_pane.html", region="chat", status=status,
+                                 conversation=conversation, current_id=conversation.id if conversation else None,
+                                 models=get_llm().models, **context)
 
 
 def _read_message():
@@ -66,21 +50,30 @@ def _read_message():
     return text, model, None, 200
 
 
-def _composer_error(message, status, conversation=None):
-    if is_htmx():
-        response = make_response(render_template("_composer_error.html", error=message), status)
-        response.headers["HX-Retarget"] = "#composer-error"
-        response.headers["HX-Reswap"] = "innerHTML"
-        return response
-    return _page_or_fragment("chat.html", "_conversation.html", conversation=conversation,
-                             error=message, draft=request.form.get("text", "")), status
+def composer_error(message, status, conversation=None):
+    """Say in the composer why a message was not sent; the text stays where the user typed it."""
+    if htmx.is_htmx():
+        response = make_response(render_template("regions/composer_error.html", error=message), status)
+        return htmx.retarget(response, "#composer-error")
+    return _chat_page(conversation, status=status, error=message, draft=request.form.get("text", ""))
 
 
-def _finish_without_javascript(conversations, conversation, reply):
-    """No JavaScript: wait for the whole reply, then show the conversation again."""
-    events = run_reply(conversations, get_llm(), conversation.id, reply.id, Settings.from_config(current_app.config))
-    for _ in events:
-        pass
+def _start_reply(conversation, reply):
+    """Generate the reply on the server, now, in a job no request owns."""
+    get_replies().start(get_store(), get_llm(), current_uid(), conversation.id, reply.id)
+
+
+def _wait_without_javascript(conversation, reply):
+    """No JavaScript: wait for the reply (its job goes on if this request is cut), then show the conversation."""
+    key, after, deadline = reply_key(conversation.id, reply.id), None, time.monotonic() + WAIT_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            found = get_live().read(key, after, timeout=READ_SECONDS)
+            if any(event["kind"] == events.DONE for _, event in found):
+                break
+            after = found[-1][0] if found else after
+    except LiveUnavailable:
+        pass  # the conversation page shows what storage has
     return redirect(url_for("chat.conversation", cid=conversation.id, _anchor=f"m-{reply.id}"), 303)
 
 
@@ -91,84 +84,82 @@ def index():
     entries = current_conversations().index(limit=1)
     if entries:
         return redirect(url_for("chat.conversation", cid=entries[0]["id"]))
-    return _page_or_fragment("chat.html", "_conversation.html", conversation=None)
+    return _chat_page()
 
 
 @bp.get("/new")
 @user_required
 def new():
     """An empty chat; the conversation is created by its first message."""
-    return _page_or_fragment("chat.html", "_conversation.html", conversation=None)
+    return _chat_page()
 
 
 @bp.post("/new")
 @user_required
 def start():
-    """Create a conversation from its first message."""
+    """Create a conversation from its first message and start its reply."""
     text, model, error, status = _read_message()
     if error:
-        return _composer_error(error, status)
-    conversations = current_conversations()
-    conversation, reply = conversations.start(text, model)
-    if not is_htmx():
-        return _finish_without_javascript(conversations, conversation, reply)
-    # Small on purpose: the reply's stream opens once the browser has swapped this in.
-    # The sidebar learns of the conversation from the stream's first event.
-    response = make_response(render_template("_started.html", conversation=conversation,
-                                             messages=conversation.messages, models=get_llm().models))
-    response.headers["HX-Push-Url"] = url_for("chat.conversation", cid=conversation.id)
-    return response
+        return composer_error(error, status)
+    conversation, reply = current_conversations().start(text, model)
+    _start_reply(conversation, reply)
+    if not htmx.is_htmx():
+        return _wait_without_javascript(conversation, reply)
+    # Small on purpose; the sidebar learns of the conversation from the stream's first event.
+    response = make_response(render_template("responses/started.html", conversation=conversation,
+                                             models=get_llm().models))
+    return htmx.push_url(response, url_for("chat.conversation", cid=conversation.id))
 
 
 @bp.get("/c/<cid>")
 @user_required
 def conversation(cid):
     """A conversation: the whole page, or the chat pane for htmx."""
-    conversation, _ = _load(current_conversations(), cid)
-    return _page_or_fragment("chat.html", "_conversation.html", conversation=conversation)
+    conversations = current_conversations()
+    conversation = conversations.get(cid)
+    if conversation.interrupt_dead_replies():  # a process died mid-reply: say so, and let Retry work
+        conversation = conversations.interrupt_dead_replies(cid)
+    return _chat_page(conversation)
 
 
 @bp.post("/c/<cid>/messages")
 @user_required
 def send(cid):
-    """Add the user's message; answer with it and a reply bubble that streams."""
+    """Add the user's message, start its reply, and answer with both bubbles."""
     conversations = current_conversations()
     text, model, error, status = _read_message()
     if error:
-        return _composer_error(error, status, _load(conversations, cid)[0])
-    try:
-        conversation, reply = conversations.add_exchange(cid, text, model)
-    except NotFound:
-        abort(404)
-    if not is_htmx():
-        return _finish_without_javascript(conversations, conversation, reply)
-    previous_reply = conversation.messages[-3] if len(conversation.messages) > 2 else None
-    return render_template("_sent.html", conversation=conversation, messages=conversation.messages[-2:],
+        return composer_error(error, status, conversations.get(cid))
+    before = conversations.get(cid).last_reply_id
+    conversation, reply = conversations.add_exchange(cid, text, model)
+    _start_reply(conversation, reply)
+    if not htmx.is_htmx():
+        return _wait_without_javascript(conversation, reply)
+    previous_reply = conversation.message(before) if before else None
+    return render_template("responses/sent.html", conversation=conversation, exchange=conversation.messages[-2:],
                            previous_reply=previous_reply)
 
 
 @bp.post("/c/<cid>/messages/<mid>/regenerate")
 @user_required
 def regenerate(cid, mid):
-    """Ask the model again: retry a failed or stopped reply, or regenerate the last one."""
-    conversations = current_conversations()
-    try:
-        conversation = reset_reply(conversations, cid, mid)
-    except NotFound:
-        abort(404)
-    if not is_htmx():
-        return _finish_without_javascript(conversations, conversation, conversation.message(mid))
-    return render_template("_message.html", conversation=conversation, message=conversation.message(mid))
+    """Ask the model again: retry a failed, stopped or interrupted reply, or regenerate the last one."""
+    conversation, reply = current_conversations().restart_reply(cid, mid)
+    if reply is not None:
+        _start_reply(conversation, reply)
+    if not htmx.is_htmx():
+        return _wait_without_javascript(conversation, conversation.message(mid))
+    return render_template("responses/message.html", message=conversation.message(mid), cid=cid,
+                           last_user_id=conversation.last_user_id, last_reply_id=conversation.last_reply_id)
 
 
 @bp.post("/c/<cid>/messages/<mid>/stop")
 @user_required
 def stop(cid, mid):
-    """Stop a reply being generated; what was generated so far is kept."""
-    try:
-        current_conversations().request_stop(cid, mid)
-    except NotFound:
-        abort(404)
+    """Stop a reply being generated, whichever process runs it; what was generated is kept."""
+    get_replies().stop(current_conversations(), cid, mid)
+    if not htmx.is_htmx():
+        return redirect(url_for("chat.conversation", cid=cid, _anchor=f"m-{mid}"), 303)
     return "", 204
 
 
@@ -177,30 +168,29 @@ def stop(cid, mid):
 def edit(cid, mid):
     """Edit the last user message and send it again; its old reply is replaced."""
     conversations = current_conversations()
-    conversation, message = _load(conversations, cid, mid)
-    if message.role != "user" or mid != conversation.last_user_id:
+    conversation = conversations.get(cid)
+    message = conversation.message(mid)
+    if mid != conversation.last_user_id:
         abort(404)
     if request.method == "GET":
-        template = "_edit_form.html" if is_htmx() else "edit.html"
-        return render_template(template, conversation=conversation, message=message)
+        return htmx.page_or_fragment("edit.html", "regions/edit_form.html", conversation=conversation,
+                                     message=message)
     text, model, error, status = _read_message()
     if error:
-        return render_template("_edit_form.html", conversation=conversation, message=message, error=error,
+        return render_template("regions/edit_form.html", conversation=conversation, message=message, error=error,
                                draft=request.form.get("text", "")), status
-    try:
-        conversation, reply = conversations.edit(cid, mid, text, model)
-    except NotFound:
-        abort(404)
-    if not is_htmx():
-        return _finish_without_javascript(conversations, conversation, reply)
-    return _page_or_fragment("chat.html", "_conversation.html", conversation=conversation)
+    conversation, reply = conversations.edit(cid, mid, text, model)
+    _start_reply(conversation, reply)
+    if not htmx.is_htmx():
+        return _wait_without_javascript(conversation, reply)
+    return _chat_page(conversation)
 
 
 @bp.get("/c/<cid>/export.<fmt>")
 @user_required
 def export(cid, fmt):
     """Download the conversation as Markdown or JSON."""
-    conversation, _ = _load(current_conversations(), cid)
+    conversation = current_conversations().get(cid)
     name = re.sub(r"[^A-Za-z0-9]+", "-", conversation.title or "conversation").strip("-").lower() or "conversation"
     if fmt == "md":
         body, mimetype = conversation.to_markdown(), "text/markdown"
@@ -212,47 +202,76 @@ def export(cid, fmt):
                     headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
 
 
-def _event(kind, data):
-    lines = str(data).split("\n")
-    return f"event: {kind}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
-
-
 @bp.get("/c/<cid>/messages/<mid>/stream")
 @user_required
 def stream(cid, mid):
-    """Server-Sent Events: each piece of the reply, then its rendered form, the title, and done."""
+    """Server-Sent Events of a reply: its log from Last-Event-ID on, then live (see chatbot/events.py)."""
     conversations = current_conversations()
-    events = run_reply(conversations, get_llm(), cid, mid, Settings.from_config(current_app.config))
+    # Checked before the response starts, so a missing reply is a real 404, not an empty stream.
+    message = conversations.get(cid).reply(mid)
+    after = request.headers.get("Last-Event-ID") or request.args.get("after") or None
+    if message.finished and _log_is_over(cid, mid, after):
+        # Nothing more will come: the finished reply at once (a stream reopened after the end).
+        finished = [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid),
+                    events.frame("done", "")]
+        return _event_stream(iter(finished))
+    return _event_stream(_follow(conversations, cid, mid, after))
+
+
+def _log_is_over(cid, mid, after):
+    """True when the reply's log has ended (or is gone): a finished reply's title may still be on its way."""
     try:
-        first_kind, first_value = next(events)  # claims the reply, or finds it finished: 404 when it does not exist
-    except NotFound:
-        abort(404)
+        found = get_live().read(reply_key(cid, mid), after)
+    except LiveUnavailable:
+        return True
+    return not found or found[-1][1]["kind"] == events.DONE
 
-    def generate():
-        try:
-            with closing(events):
-                for kind, value in chain([(first_kind, first_value)], events):
-                    if kind == "token":
-                        yield _event("token", escape(value))
-                    elif kind == "claimed":  # while the model starts: the conversation goes to the top
-                        yield _event("sidebar", render_template("_conversation_list.html",
-                                                                entries=conversations.index_page(), current_id=cid))
-                    elif kind == "heartbeat":
-                        yield ": heartbeat\n\n"
-                    elif kind == "final":
-                        yield _event("final", render_template("_message.html", conversation=value[0],
-                                                              message=value[1]))
-                    elif kind == "title":
-                        yield _event("title", render_template("_title_update.html", conversation=value,
-                                                              entries=conversations.index_page(), current_id=cid))
-        except NotFound:
-            pass  # the conversation was deleted, or the message edited away, while the reply streamed
-        except StorageError as error:
-            current_app.logger.error("storage failed during a reply: %s", error)
-            unsaved = Message(id=mid, role="assistant", content="", created_at="", status=ERROR, error=UNSAVED_REPLY)
-            yield _event("final", render_template("_message.html", conversation=Conversation(cid, "", "", ""),
-                                                  message=unsaved))
-        yield _event("done", "")
 
-    return Response(stream_with_context(generate()), mimetype="text/event-stream",
+def _event_stream(body):
+    return Response(stream_with_context(body), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _follow(conversations, cid, mid, after):
+    """Yield the reply's events after `after`, live, until done; heartbeats while quiet."""
+    live, replies, key = get_live(), get_replies(), reply_key(cid, mid)
+    last_sent = last_event = time.monotonic()
+    try:
+        while not replies.shutting_down:  # a stopping process lets the browser reconnect elsewhere
+            found = live.read(key, after, timeout=READ_SECONDS)
+            for event_id, event in found:
+                yield events.to_sse(event_id, event, conversations, cid, mid)
+                after = event_id
+                if event["kind"] == events.DONE:
+                    return
+            now = time.monotonic()
+            if found:
+                last_sent = last_event = now
+                continue
+            if now - last_event >= QUIET_CHECK_SECONDS:
+                last_event = now
+                ended = _ended_elsewhere(conversations, cid, mid)
+                if ended:
+                    yield from ended
+                    return
+            if now - last_sent >= HEARTBEAT_SECONDS:
+                last_sent = now
+                yield events.HEARTBEAT
+    except LiveUnavailable as error:
+        current_app.logger.error("live backend failed during a stream: %s", error)
+        yield events.frame("final", render_template("regions/reply_notice.html", cid=cid, mid=mid, notice=LIVE_DOWN))
+        yield events.frame("done", "")
+    except (NotFound, StorageError):
+        yield events.frame("done", "")  # deleted or edited away meanwhile, or storage is down: nothing to show
+
+
+def _ended_elsewhere(conversations, cid, mid):
+    """When the log is silent: the reply's end from storage, marking it interrupted if its job died."""
+    conversation = conversations.get(cid)
+    message = conversation.reply(mid)
+    if not message.finished and not message.is_running():
+        conversation = conversations.interrupt_dead_replies(cid)
+        message = conversation.reply(mid)
+    if not message.finished:
+        return None
+    return [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid), events.frame("done", "")]

@@ -10,7 +10,7 @@ import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from .storage import read_json, update_json
 
@@ -21,10 +21,19 @@ SEARCH_DEPTH = 300
 # The sidebar lists this many conversations a page.
 INDEX_PAGE = 50
 
-# A reply's life: pending (asked for) -> streaming (a worker claimed it) ->
-# done | error | stopped (what was generated is kept).
-PENDING, STREAMING, DONE, ERROR, STOPPED = "pending", "streaming", "done", "error", "stopped"
-FINISHED = (DONE, ERROR, STOPPED)
+# A reply's life: streaming (its job runs) -> done | error | stopped | interrupted.
+# What was generated is kept in every end state. "pending" is only found in
+# conversations stored before replies started generating at once; it reads
+# like an interrupted reply.
+PENDING, STREAMING, DONE, ERROR, STOPPED, INTERRUPTED = "pending", "streaming", "done", "error", "stopped", "interrupted"
+FINISHED = (DONE, ERROR, STOPPED, INTERRUPTED)
+# A streaming reply's job saves its text at least this often, which renews its lease...
+SAVE_SECONDS = 5
+# ...so a lease older than this belongs to a process that died: the reply reads as interrupted.
+LEASE = timedelta(seconds=20)
+INTERRUPTED_NOTE = "The reply was interrupted (the server restarted). What was generated is kept."
+# Shown for a conversation with no title yet.
+UNTITLED = "Untitled chat"
 
 
 class NotFound(Exception):
@@ -39,6 +48,11 @@ def new_id():
 def is_valid_id(value):
     """True when value has the shape of an id this app generates."""
     return bool(ID_PATTERN.match(value or ""))
+
+
+def display_title(title):
+    """A conversation's title as shown: the placeholder until it has one."""
+    return title or UNTITLED
 
 
 def now():
@@ -57,13 +71,38 @@ class Message:
     status: str = DONE
     model: str | None = None
     error: str | None = None
-    claimed_at: str | None = None
-    stop_requested: bool = False
+    # While streaming: when the job last saved the text (its lease).
+    saved_at: str | None = None
 
     @property
     def finished(self):
         """True when nothing more will be written to this message."""
         return self.status in FINISHED
+
+    def is_running(self, at=None):
+        """True while a live job generates this reply (it renewed its lease lately)."""
+        if self.status != STREAMING or not self.saved_at:
+            return False
+        return (at or datetime.now(timezone.utc)) - datetime.fromisoformat(self.saved_at) <= LEASE
+
+    def claim(self, model):
+        """Start generating this reply afresh: empty, streaming, leased to the job about to run."""
+        self.status, self.content, self.error, self.model, self.saved_at = STREAMING, "", None, model, now()
+
+    def save_progress(self, content):
+        """Keep the text generated so far and renew the lease; False when the reply is not streaming."""
+        if self.status != STREAMING:
+            return False
+        self.content, self.saved_at = content, now()
+        return True
+
+    def finish(self, content, status, error=None):
+        """End the reply with what was generated and how it ended."""
+        self.content, self.status, self.error, self.saved_at = content, status, error, None
+
+    def interrupt(self):
+        """End a reply whose job died: keep its text, say so."""
+        self.finish(self.content, INTERRUPTED, INTERRUPTED_NOTE)
 
 
 @dataclass
@@ -82,7 +121,10 @@ class Conversation:
     def from_dict(cls, document):
         """Build from a stored JSON document."""
         fields = dict(document)
-        fields["messages"] = [Message(**message) for message in document.get("messages", [])]
+        known = Message.__dataclass_fields__
+        # Fields of older versions (claimed_at, stop_requested) are dropped.
+        fields["messages"] = [Message(**{name: value for name, value in message.items() if name in known})
+                              for message in document.get("messages", [])]
         return cls(**fields)
 
     def to_dict(self):
@@ -102,7 +144,7 @@ class Conversation:
         for message in self.messages:
             if message.id == mid:
                 break
-            if message.role == "user" or (message.status in (DONE, STOPPED) and message.content):
+            if message.role == "user" or (message.status in (DONE, STOPPED, INTERRUPTED) and message.content):
                 turns.append({"role": message.role, "content": message.content})
         return turns
 
@@ -116,9 +158,79 @@ class Conversation:
         """The id of the last assistant message (the one that may be regenerated), or None."""
         return next((message.id for message in reversed(self.messages) if message.role == "assistant"), None)
 
+    @property
+    def display_title(self):
+        """The title to show: the conversation's, or a placeholder until it has one."""
+        return display_title(self.title)
+
+    def add_exchange(self, text, model):
+        """Append the user's text and its reply, streaming from now; return the reply."""
+        stamp = now()
+        user = Message(id=new_id(), role="user", content=text, created_at=stamp)
+        reply = Message(id=new_id(), role="assistant", content="", created_at=stamp)
+        reply.claim(model)
+        self.messages += [user, reply]
+        self.model = model
+        return reply
+
+    def reply(self, mid):
+        """The assistant message mid, or NotFound."""
+        message = self.message(mid)
+        if message.role != "assistant":
+            raise NotFound(mid)
+        return message
+
+    def restart_reply(self, mid):
+        """Generate reply mid again (retry or regenerate); return it, or None when it is still running.
+
+        A reply that failed, stopped or was interrupted can be retried anywhere;
+        a finished one regenerated only when it is the last.
+        """
+        message = self.reply(mid)
+        if message.status == DONE and mid != self.last_reply_id:
+            raise NotFound(mid)
+        if message.is_running():
+            return None
+        message.claim(message.model or self.model)
+        return message
+
+    def edit_last(self, mid, text, model):
+        """Replace the last user message mid with text, drop what followed, and return the new reply."""
+        if mid != self.last_user_id:
+            raise NotFound(mid)  # only the last user message can be edited
+        position = [message.id for message in self.messages].index(mid)
+        created_at = self.messages[position].created_at
+        del self.messages[position:]
+        reply = self.add_exchange(text, model)
+        self.messages[-2].id, self.messages[-2].created_at = mid, created_at
+        return reply
+
+    def stop_reply(self, mid):
+        """End reply mid as stopped when no live job can (its job died); True when it changed."""
+        message = self.reply(mid)
+        if message.finished or message.is_running():
+            return False
+        message.finish(message.content, STOPPED)
+        return True
+
+    def interrupt_dead_replies(self):
+        """Mark replies whose job died as interrupted; True when any changed."""
+        dead = [message for message in self.messages
+                if message.role == "assistant" and not message.finished and not message.is_running()]
+        for message in dead:
+            message.interrupt()
+        return bool(dead)
+
+    def set_auto_title(self, title):
+        """Give the conversation a generated title, unless it has one (least of all one the user chose)."""
+        if self.title is not None:
+            return False
+        self.title, self.title_source = title, "auto"
+        return True
+
     def to_markdown(self):
         """The conversation as a Markdown document, for export."""
-        lines = [f"# {self.title or 'Untitled chat'}", ""]
+        lines = [f"# {self.display_title}", ""]
         for message in self.messages:
             speaker = "You" if message.role == "user" else f"Assistant ({message.model})"
             lines += [f"**{speaker}:**", "", message.content, ""]
@@ -138,15 +250,6 @@ def encode_index(entries):
     """JSON with one entry a line, so the newest can be read without parsing the rest."""
     lines = [json.dumps(entry, ensure_ascii=False, separators=(",", ":")) for entry in entries]
     return ("[\n" + ",\n".join(lines) + "\n]").encode()
-
-
-def _exchange(text, model):
-    """A user message and the pending assistant reply that answers it."""
-    stamp = now()
-    return [
-        Message(id=new_id(), role="user", content=text, created_at=stamp),
-        Message(id=new_id(), role="assistant", content="", created_at=stamp, status=PENDING, model=model),
-    ]
 
 
 class Conversations:
@@ -194,8 +297,8 @@ class Conversations:
     def start(self, text, model):
         """Create a conversation whose first message is text; return it and its pending reply."""
         stamp = now()
-        conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp,
-                                    messages=_exchange(text, model))
+        conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp)
+        reply = conversation.add_exchange(text, model)
 
         def create(existing):
             if existing is not None:  # a 96-bit id collided: vanishingly unlikely, never overwrite
@@ -204,18 +307,49 @@ class Conversations:
 
         update_json(self.store, self._key(conversation.id), create)
         self._index_upsert(conversation)
-        return conversation, conversation.messages[-1]
+        return conversation, reply
 
     def add_exchange(self, cid, text, model):
-        """Append the user's text and a pending reply; return (conversation, reply)."""
-        added = _exchange(text, model)
+        """Append the user's text and its streaming reply; return (conversation, reply)."""
+        return self._change_reply(cid, lambda conversation: conversation.add_exchange(text, model))
 
-        def append(conversation):
-            conversation.model = model
-            conversation.messages.extend(added)
+    def restart_reply(self, cid, mid):
+        """Retry or regenerate reply mid; return (conversation, reply), reply None when it is still running."""
+        return self._change_reply(cid, lambda conversation: conversation.restart_reply(mid))
 
-        conversation = self.update(cid, append)
-        return conversation, added[-1]
+    def edit(self, cid, mid, text, model):
+        """Replace the last user message mid with text and drop what followed; return (conversation, reply)."""
+        return self._change_reply(cid, lambda conversation: conversation.edit_last(mid, text, model))
+
+    def _change_reply(self, cid, change):
+        replies = []
+
+        def apply(conversation):
+            replies[:] = [change(conversation)]
+            return replies[0] is not None
+
+        conversation = self.update(cid, apply)
+        return conversation, conversation.message(replies[0].id) if replies[0] else None
+
+    def save_progress(self, cid, mid, content):
+        """Keep a streaming reply's text so far (and renew its lease); NotFound when it went away."""
+        return self.update(cid, lambda conversation: conversation.reply(mid).save_progress(content), touch=False)
+
+    def finish_reply(self, cid, mid, content, status, error=None):
+        """Save a reply's end: its text, its status and any error."""
+        return self.update(cid, lambda conversation: conversation.reply(mid).finish(content, status, error))
+
+    def stop_reply(self, cid, mid):
+        """Stop reply mid in storage when no live job can; return the conversation."""
+        return self.update(cid, lambda conversation: conversation.stop_reply(mid), touch=False)
+
+    def interrupt_dead_replies(self, cid):
+        """Mark the conversation's replies whose job died as interrupted; return the conversation."""
+        return self.update(cid, lambda conversation: conversation.interrupt_dead_replies(), touch=False)
+
+    def set_auto_title(self, cid, title):
+        """Title the conversation unless it has a title; return the conversation."""
+        return self.update(cid, lambda conversation: conversation.set_auto_title(title))
 
     def update(self, cid, change, touch=True):
         """Apply change(conversation) -> False to skip the write; return the result.
@@ -251,39 +385,6 @@ class Conversations:
             conversation.title, conversation.title_source = title, "user"
 
         return self.update(cid, set_title)
-
-    def edit(self, cid, mid, text, model):
-        """Replace the last user message mid with text and drop what followed; return the new reply."""
-        added = []
-
-        def replace(conversation):
-            users = [message for message in conversation.messages if message.role == "user"]
-            if not users or users[-1].id != mid:
-                raise NotFound(mid)  # only the last user message can be edited
-            position = conversation.messages.index(users[-1])
-            user, reply = _exchange(text, model)
-            user.id = mid
-            del conversation.messages[position:]
-            conversation.messages.extend([user, reply])
-            conversation.model = model
-            added[:] = [reply]
-
-        conversation = self.update(cid, replace)
-        return conversation, added[0]
-
-    def request_stop(self, cid, mid):
-        """Ask the worker generating reply mid to stop; a pending reply stops before it starts."""
-
-        def stop(conversation):
-            message = conversation.message(mid)
-            if message.finished or message.role != "assistant":
-                return False
-            if message.status == PENDING:
-                message.status = STOPPED
-            message.stop_requested = True
-            return True
-
-        return self.update(cid, stop, touch=False)
 
     def search(self, query):
         """Return [(entry, snippet)] for conversations whose title or messages contain every word."""

@@ -1,39 +1,43 @@
-"""Running the model for a pending reply: claim it, stream it, save it, title the conversation.
+"""A reply's job: run the model, log its events, save its text, title the conversation.
 
-Nothing here knows about HTTP; chat.py turns the events into Server-Sent Events
-(or, without JavaScript, waits for the last one).
+A job belongs to the server, not to any request: sending starts it, and the
+event streams only read its log (chatbot/live/). So a reload, a closed tab or
+a dropped connection changes nothing for the reply; only Stop stops it.
+Nothing here knows about HTTP.
 """
 
+import logging
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
-from .conversations import DONE, ERROR, PENDING, STOPPED, STREAMING, NotFound, now
+from . import events
+from .config import GENERATION_DEFAULTS
+from .conversations import DONE, ERROR, INTERRUPTED, SAVE_SECONDS, STOPPED, Conversations, NotFound
+from .live import LiveUnavailable
 from .llm import LLMError
+from .storage import StorageError
+from .titles import make_title
 
-TITLE_PROMPT = "Give this conversation a descriptive, 5-word title with no emojis"
-TITLE_WORDS = 6
-HEARTBEAT_SECONDS = 10
-TICK_SECONDS = 0.25
-STOP_CHECK_SECONDS = 1.0
-_NOTHING = object()
-# A claim older than this belongs to a worker that died: another may take it over.
-STALE_CLAIM = timedelta(minutes=10)
-POLL_SECONDS = 0.5
+logger = logging.getLogger(__name__)
+
+# How often a job looks for Stop (and for a shutdown): the model call is abandoned within this.
+STOP_POLL_SECONDS = 0.1
 EMPTY_REPLY = "The model sent an empty reply (the conversation may be too long for it). Please retry."
+LIVE_DOWN = "Live replies are unavailable right now, so this reply was cut short. What was generated is kept."
+UNSAVED_REPLY = "The reply could not be saved: conversations cannot be reached right now. Please retry."
+_NOTHING = object()
 
 
 @dataclass
 class Settings:
     """What shapes a model call, from the app's configuration."""
 
-    temperature: float = 0.5
-    top_p: float = 0.7
-    max_tokens: int = 1024
-    context_chars: int = 12000
+    temperature: float = GENERATION_DEFAULTS["TEMPERATURE"]
+    top_p: float = GENERATION_DEFAULTS["TOP_P"]
+    max_tokens: int = GENERATION_DEFAULTS["MAX_TOKENS"]
+    context_chars: int = GENERATION_DEFAULTS["CONTEXT_CHARS"]
     system_prompt: str | None = None
     seed: int | None = None
 
@@ -74,52 +78,9 @@ def build_prompt(history, model, settings):
     return kept
 
 
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
-_THINK = re.compile(r"<think>.*?(</think>|$)", re.S | re.I)
-
-
-def clean_title(text):
-    """Make a model's title answer short and plain: no quotes, emojis, labels or final dot."""
-    text = _THINK.sub("", text or "")
-    text = _EMOJI.sub("", text)
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].endswith(":"):  # "Here is a title:" then the title
-        lines.pop(0)
-    text = lines[0] if lines else ""
-    # "Title: X", "Here's a 5-word descriptive title: X"
-    text = re.sub(r"^[^:]*\btitle\b[^:]*:\s*", "", text, flags=re.I)
-    text = text.replace("*", "").replace("#", "").strip(" \"'`“”‘’")
-    words = text.split()[:TITLE_WORDS]
-    return " ".join(words).rstrip(".,;:!?-").strip(" \"'`“”‘’")
-
-
-def fallback_title(user_text):
-    """The first words of the user's message, when the model gives no usable title."""
-    words = user_text.split()[:TITLE_WORDS]
-    title = " ".join(words)
-    return (title[:60] + "…") if len(title) > 60 else title or "Untitled chat"
-
-
-def make_title(llm, model, user_text, reply_text, settings):
-    """Ask the model for a title of the first exchange; fall back to the user's first words."""
-    messages = [
-        {"role": "user", "content": user_text[:2000]},
-        {"role": "assistant", "content": reply_text[:2000]},
-        {"role": "user", "content": TITLE_PROMPT},
-    ]
-    try:
-        answer = llm.complete(messages, model, temperature=0.2, top_p=settings.top_p, max_tokens=24,
-                              seed=settings.seed)
-    except LLMError:
-        answer = ""
-    return clean_title(answer) or fallback_title(user_text)
-
-
-def _is_stale(message):
-    if not message.claimed_at:
-        return True
-    claimed = datetime.fromisoformat(message.claimed_at)
-    return datetime.now(timezone.utc) - claimed > STALE_CLAIM
+def reply_key(cid, mid):
+    """The name of a reply's log and stop signal in the live backend."""
+    return f"{cid}:{mid}"
 
 
 def _produce(llm, messages, model, params, pieces, cancel):
@@ -140,122 +101,202 @@ def _produce(llm, messages, model, params, pieces, cancel):
         stream.close()  # abandons the model call (closes the HTTP stream / stops llama.cpp)
 
 
-def run_reply(conversations, llm, cid, mid, settings):
-    """Generate the pending reply mid of conversation cid; yield events as they happen.
+class Job:
+    """One reply being generated in this process."""
 
-    Events are (kind, value) pairs: ("claimed", Conversation) once the model
-    is asked, ("token", text), ("heartbeat", None), ("final", (Conversation,
-    Message)) and then, for a new conversation, ("title", Conversation). NotFound is raised at the first step when the
-    reply does not exist.
-    A reply that already exists is yielded at once and the model is not run
-    again; one being generated by another worker is waited for. When the
-    consumer goes away (GeneratorExit) or the user presses stop (a flag in
-    storage, checked every second), what was generated is saved as stopped.
-    """
-    cancel = threading.Event()
-    claimed = False
+    def __init__(self, replies, llm, conversations, cid, mid):
+        self.replies = replies
+        self.llm = llm
+        self.conversations = conversations
+        self.cid, self.mid = cid, mid
+        self.key = reply_key(cid, mid)
+        self.live = replies.live
+        self.live_down = False
+        self.thread = threading.Thread(target=self.run, name=f"reply-{mid}", daemon=True)
 
-    def claim(conversation):
-        nonlocal claimed
-        message = conversation.message(mid)
-        if message.role != "assistant":
-            raise NotFound(mid)
-        if message.status == PENDING or (message.status == STREAMING and _is_stale(message)):
-            message.status, message.claimed_at, message.content, message.error = STREAMING, now(), "", None
-            claimed = True
-            return True
-        claimed = False
-        return False
+    def emit(self, kind, **data):
+        """Log an event for the streams; once the live backend failed, the job goes on without it."""
+        if self.live_down:
+            return
+        try:
+            self.live.append(self.key, {"kind": kind, **data})
+        except LiveUnavailable as error:
+            logger.error("live backend failed during a reply: %s", error)
+            self.live_down = True
 
-    conversation = conversations.update(cid, claim, touch=False)
-    if not claimed:
-        # Another worker is generating it: wait for its result (a worker that died leaves a
-        # stale claim, which the browser's next connection takes over).
-        while conversation.message(mid).status == STREAMING and not _is_stale(conversation.message(mid)):
-            time.sleep(POLL_SECONDS)
-            conversation = conversations.get(cid)
-            yield "heartbeat", None
-        yield "final", (conversation, conversation.message(mid))
-        return
-
-    message = conversation.message(mid)
-    prompt = build_prompt(conversation.history_before(mid), message.model, settings)
-    pieces = queue.Queue()
-    producer = threading.Thread(
-        target=_produce, args=(llm, prompt, message.model, settings.params(), pieces, cancel), daemon=True
-    )
-    producer.start()
-    parts, status, error = [], STOPPED, None
-    yield "claimed", conversation
-    quiet_since = last_stop_check = time.monotonic()
-    try:
-        while True:
+    def run(self):
+        """Generate, log and save the reply; never raises."""
+        try:
+            self._run()
+        except NotFound:
+            pass  # the conversation was deleted, or the message edited away, while the reply ran
+        except Exception:
+            logger.exception("reply job failed")
+        finally:
+            self.emit(events.DONE)
             try:
-                piece = pieces.get(timeout=TICK_SECONDS)
-            except queue.Empty:
-                piece = _NOTHING
-            if time.monotonic() - last_stop_check >= STOP_CHECK_SECONDS:
-                # The stop button may have been pressed in another process: it is a flag in storage.
-                last_stop_check = time.monotonic()
-                if conversations.get(cid).message(mid).stop_requested:
+                self.live.finish(self.key)
+            except LiveUnavailable:
+                pass
+            self.replies.forget(self)
+
+    def _run(self):
+        started = time.monotonic()
+        self.emit(events.STARTED)
+        conversation = self.conversations.get(self.cid)
+        reply = conversation.reply(self.mid)
+        settings = self.replies.settings
+        prompt = build_prompt(conversation.history_before(self.mid), reply.model, settings)
+        pieces, cancel = queue.Queue(), threading.Event()
+        threading.Thread(target=_produce, args=(self.llm, prompt, reply.model, settings.params(), pieces,
+                                                cancel), daemon=True).start()
+        parts, status, error, first_piece_at = [], STOPPED, None, None
+        last_save = time.monotonic()
+        try:
+            while True:
+                try:
+                    piece = pieces.get(timeout=STOP_POLL_SECONDS)
+                except queue.Empty:
+                    piece = _NOTHING
+                if self.live_down:
+                    status, error = ERROR, LIVE_DOWN
                     break
-            if piece is _NOTHING:
-                if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-                    quiet_since = time.monotonic()
-                    yield "heartbeat", None
-                continue
-            quiet_since = time.monotonic()
-            if piece is None:
-                status = DONE if "".join(parts).strip() else ERROR
-                error = None if status == DONE else EMPTY_REPLY
-                break
-            if isinstance(piece, LLMError):
-                status, error = ERROR, piece.user_message
-                break
-            parts.append(piece)
-            yield "token", piece
-    finally:
-        # Runs on success, on error, on stop and when the client went away mid-stream;
-        # cancel makes the producer abandon the model call.
-        cancel.set()
-        final = _save(conversations, cid, mid, "".join(parts), status, error)
-    yield "final", (final, final.message(mid))
+                if self._stop_requested():
+                    status = STOPPED
+                    break
+                if self.replies.past_deadline():
+                    status = INTERRUPTED
+                    break
+                if time.monotonic() - last_save >= SAVE_SECONDS:
+                    # The text so far, and the lease that tells readers this job is alive.
+                    self._save_progress("".join(parts))
+                    last_save = time.monotonic()
+                if piece is _NOTHING:
+                    continue
+                if piece is None:
+                    status, error = (DONE, None) if "".join(parts).strip() else (ERROR, EMPTY_REPLY)
+                    break
+                if isinstance(piece, LLMError):
+                    status, error = ERROR, piece.user_message
+                    logger.warning("model error (%s): %s", type(piece).__name__, piece)
+                    break
+                if first_piece_at is None:
+                    first_piece_at = time.monotonic()
+                parts.append(piece)
+                self.emit(events.PIECE, text=piece)
+        finally:
+            cancel.set()  # the producer abandons the model call at its next piece
+        text = "".join(parts)
+        if status == INTERRUPTED:
+            error = "The server restarted before the reply finished. What was generated is kept."
+        try:
+            conversation = self.conversations.finish_reply(self.cid, self.mid, text, status, error)
+        except StorageError as failure:
+            logger.error("could not save a reply: %s", failure)
+            self.emit(events.FINAL, unsaved=UNSAVED_REPLY)
+            return
+        self.emit(events.FINAL)
+        self.replies.log_reply(reply.model, started, first_piece_at, len(parts), status, error)
+        if conversation.title is None and status == DONE:
+            title = make_title(self.llm, reply.model, conversation.first_user_text, text, settings)
+            self.conversations.set_auto_title(self.cid, title)
+            self.emit(events.TITLE)
 
-    if final.title is None and status == DONE:
-        title = make_title(llm, message.model, final.first_user_text, "".join(parts), settings)
-        titled = conversations.update(cid, lambda conversation: _set_auto_title(conversation, title))
-        yield "title", titled
-
-
-def _save(conversations, cid, mid, content, status, error):
-    def finish(conversation):
-        message = conversation.message(mid)
-        message.content, message.status, message.error, message.claimed_at = content, status, error, None
-
-    return conversations.update(cid, finish)
-
-
-def _set_auto_title(conversation, title):
-    if conversation.title is not None:  # never overwrite a title, least of all one the user set
-        return False
-    conversation.title, conversation.title_source = title, "auto"
-    return True
-
-
-def reset_reply(conversations, cid, mid):
-    """Make a finished reply pending again (retry / regenerate); return the conversation.
-
-    A failed or stopped reply can be retried anywhere; a finished one only when it is
-    the last (NotFound otherwise). A reply already pending or streaming is left alone.
-    """
-
-    def reset(conversation):
-        message = conversation.message(mid)
-        if message.role != "assistant" or (message.status == DONE and mid != conversation.last_reply_id):
-            raise NotFound(mid)
-        if message.status in (PENDING, STREAMING):
+    def _stop_requested(self):
+        try:
+            return self.live.stop_requested(self.key)
+        except LiveUnavailable:
+            self.live_down = True
             return False
-        message.status, message.content, message.error, message.stop_requested = PENDING, "", None, False
-        return True
 
-    return conversations.update(cid, reset)
+    def _save_progress(self, text):
+        try:
+            self.conversations.save_progress(self.cid, self.mid, text)
+        except StorageError as failure:  # the final save may still succeed
+            logger.warning("could not save a reply's progress: %s", failure)
+
+
+class Replies:
+    """Starts reply jobs, and keeps track of those running in this process (for a graceful shutdown)."""
+
+    def __init__(self, live, settings, log_reply=None):
+        self.live = live
+        self.settings = settings
+        self._log_reply = log_reply
+        self._jobs = set()
+        self._lock = threading.Lock()
+        self._deadline = None
+
+    def start(self, store, llm, uid, cid, mid):
+        """Generate reply mid (already marked streaming in storage) in a job of its own."""
+        job = Job(self, llm, Conversations(store, uid), cid, mid)
+        try:
+            self.live.start(job.key)
+        except LiveUnavailable as error:
+            logger.error("live backend unavailable: %s", error)
+            job.live_down = True
+        with self._lock:
+            self._jobs.add(job)
+        job.thread.start()
+        return job
+
+    def forget(self, job):
+        """A job ended."""
+        with self._lock:
+            self._jobs.discard(job)
+
+    def running(self):
+        """How many jobs run in this process."""
+        with self._lock:
+            return len(self._jobs)
+
+    def stop(self, conversations, cid, mid):
+        """Stop a reply wherever its job runs; a reply whose job died is stopped in storage."""
+        conversation = conversations.stop_reply(cid, mid)  # NotFound for a reply that is not this user's
+        self.live.request_stop(reply_key(cid, mid))
+        return conversation
+
+    def begin_shutdown(self, grace_seconds):
+        """The process is stopping: jobs may finish within grace_seconds, then save what they have."""
+        self._deadline = time.monotonic() + grace_seconds
+
+    @property
+    def shutting_down(self):
+        """True once the process began to stop."""
+        return self._deadline is not None
+
+    def past_deadline(self):
+        """True when a stopping process's jobs must end now."""
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def wait_for_jobs(self, timeout):
+        """Wait up to timeout seconds for this process's jobs to end; return how many still run."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            jobs = list(self._jobs)
+        for job in jobs:
+            job.thread.join(max(0.0, deadline - time.monotonic()))
+        return self.running()
+
+    def log_reply(self, model, started, first_piece_at, pieces, status, error):
+        """One line per reply for the operator (never its content)."""
+        duration_ms = round((time.monotonic() - started) * 1000)
+        ttft_ms = round((first_piece_at - started) * 1000) if first_piece_at else None
+        outcome = status if status != ERROR else (error or "error")
+        if self._log_reply is not None:
+            self._log_reply(model=model, ttft_ms=ttft_ms, pieces=pieces, duration_ms=duration_ms, outcome=outcome)
+        else:
+            logger.info("reply model=%s ttft_ms=%s pieces=%d duration_ms=%d outcome=%s",
+                        model, ttft_ms, pieces, duration_ms, outcome)
+
+
+def init_app(app):
+    """Bind the reply jobs to the app (they use its live backend and generation settings)."""
+    app.extensions["replies"] = Replies(app.extensions["live"], Settings.from_config(app.config))
+
+
+def get_replies():
+    """Return the current app's Replies."""
+    from flask import current_app
+
+    return current_app.extensions["replies"]

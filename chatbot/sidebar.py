@@ -1,18 +1,18 @@
 """Blueprint "sidebar": the user's conversations: list, search, rename, delete."""
 
 import re
-from urllib.parse import urlsplit
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
+from . import htmx
 from .auth import current_conversations, user_required
-from .chat import is_htmx
-from .conversations import INDEX_PAGE, MAX_TITLE_CHARS, NotFound
+from .conversations import INDEX_PAGE, MAX_TITLE_CHARS
 from .llm import get_llm
 
 bp = Blueprint("sidebar", __name__, url_prefix="/sidebar")
+
 
 @bp.app_template_global()
 def sidebar_page_size():
@@ -61,22 +61,17 @@ def highlight(text, query, context=60):
     return Markup("").join(marked)
 
 
-def _entry(conversations, cid):
-    try:
-        return conversations.get(cid).index_entry()
-    except NotFound:
-        abort(404)
-
-
 @bp.get("/")
 @user_required
 def conversation_list():
-    """The conversation list fragment, newest first (one storage read)."""
+    """The conversation list fragment, newest first (one storage read); with offset, an older page."""
     offset = max(0, request.args.get("offset", 0, type=int))
     conversations = current_conversations()
-    template = "_conversation_page.html" if offset else "_conversation_list.html"
-    return render_template(template, entries=conversations.index() if offset else conversations.index_page(),
-                           current_id=request.args.get("current"), offset=offset)
+    if offset:
+        return render_template("responses/older_conversations.html", entries=conversations.index(), offset=offset,
+                               current_id=request.args.get("current"))
+    return render_template("responses/conversation_list.html", entries=conversations.index_page(),
+                           current_id=request.args.get("current"))
 
 
 @bp.get("/search")
@@ -85,34 +80,23 @@ def search():
     """Conversations whose title or messages contain the words: a fragment for htmx, else a page."""
     conversations = current_conversations()
     query = request.args.get("q", "").strip()[:200]
-    if is_htmx():
-        if not query:
-            response = make_response(render_template("_conversation_list.html", entries=conversations.index_page()))
-        else:
-            response = make_response(render_template("_search_results.html", query=query,
-                                                     results=conversations.search(query)))
-    else:
-        context = {"entries": conversations.index_page(), "models": get_llm().models, "conversation": None,
-                   "query": query}
-        if query:
-            context["results"] = conversations.search(query)
-        response = make_response(render_template("chat.html", **context))
-    response.vary.add("HX-Request")
-    return response
+    if htmx.wants_fragment() and not query:
+        return htmx.page_or_fragment("chat.html", "responses/conversation_list.html",
+                                     entries=conversations.index_page())
+    context = {"query": query, "results": conversations.search(query)} if query else {}
+    return htmx.page_or_fragment("chat.html", "regions/search_results.html", entries=conversations.index_page(),
+                                 models=get_llm().models, conversation=None, **context)
 
 
 @bp.get("/<cid>")
 @user_required
 def entry(cid):
     """One sidebar entry (used to cancel a rename)."""
-    return render_template("_conversation_entry.html", entry=_entry(current_conversations(), cid))
+    return render_template("regions/conversation_entry.html", entry=current_conversations().get(cid).index_entry())
 
 
 def _rename_form(entry, status=200, **context):
-    if is_htmx():
-        return render_template("_rename_form.html", entry=entry, **context), status
-    return render_template("sidebar_page.html", heading="Rename conversation", action="rename", entry=entry,
-                           **context), status
+    return htmx.page_or_fragment("rename.html", "regions/rename_form.html", status=status, entry=entry, **context)
 
 
 @bp.route("/<cid>/rename", methods=["GET", "POST"])
@@ -120,7 +104,7 @@ def _rename_form(entry, status=200, **context):
 def rename(cid):
     """Rename a conversation: an inline form for htmx, a small page without JavaScript."""
     conversations = current_conversations()
-    entry = _entry(conversations, cid)
+    entry = conversations.get(cid).index_entry()
     if request.method == "GET":
         return _rename_form(entry)
     title = " ".join(request.form.get("title", "").split())
@@ -129,8 +113,8 @@ def rename(cid):
     if len(title) > MAX_TITLE_CHARS:
         return _rename_form(entry, 400, title=title, error=f"Titles have at most {MAX_TITLE_CHARS} characters.")
     renamed = conversations.rename(cid, title)
-    if is_htmx():
-        return render_template("_conversation_entry.html", entry=renamed.index_entry())
+    if htmx.is_htmx():
+        return render_template("regions/conversation_entry.html", entry=renamed.index_entry())
     return redirect(url_for("chat.conversation", cid=cid), 303)
 
 
@@ -140,20 +124,14 @@ def delete(cid):
     """Delete a conversation after a confirmation (hx-confirm, or a page without JavaScript)."""
     conversations = current_conversations()
     if request.method == "GET":
-        return render_template("sidebar_page.html", heading="Delete conversation", action="delete",
-                               entry=_entry(conversations, cid))
-    try:
-        conversations.delete(cid)
-    except NotFound:
-        abort(404)
-    if not is_htmx():
+        return render_template("delete.html", entry=conversations.get(cid).index_entry())
+    conversations.delete(cid)
+    if not htmx.is_htmx():
         return redirect(url_for("chat.index"), 303)
     # When the deleted conversation is the one on screen, the pane becomes a new chat.
-    showing_deleted = urlsplit(request.headers.get("HX-Current-URL", "")).path == url_for("chat.conversation",
-                                                                                         cid=cid)
-    response = make_response(render_template(
-        "_sidebar_after_delete.html", entries=conversations.index_page(), models=get_llm().models, conversation=None,
-        replace_chat=showing_deleted))
+    showing_deleted = htmx.current_url_path() == url_for("chat.conversation", cid=cid)
+    response = htmx.page_or_fragment("chat.html", "responses/after_delete.html", entries=conversations.index_page(),
+                                     models=get_llm().models, conversation=None, replace_chat=showing_deleted)
     if showing_deleted:
-        response.headers["HX-Push-Url"] = url_for("chat.new")
+        htmx.push_url(response, url_for("chat.new"))
     return response

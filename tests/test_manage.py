@@ -188,8 +188,8 @@ def test_regenerate_runs_the_last_reply_again(client, app):
     cid, mid = finished_conversation(client)
     response = client.post(f"/c/{cid}/messages/{mid}/regenerate", headers=HTMX)
     assert 'data-status="streaming"' in response.text
-    assert stored_conversations(app)[0]["messages"][1]["status"] == "pending"
     assert 'data-status="done"' in dict(finish_reply(client, cid, mid))["final"]
+    assert stored_conversations(app)[0]["messages"][1]["status"] == "done"
 
 
 def test_only_the_last_finished_reply_can_be_regenerated(client):
@@ -209,8 +209,7 @@ def test_edit_replaces_the_last_message_and_its_reply(client, app):
     )
     assert response.status_code == 200 and 'data-status="streaming"' in response.text
     messages = stored_conversations(app)[0]["messages"]
-    assert [message["content"] for message in messages] == ["What is 2+2?", ""]
-    assert messages[0]["id"] == user_id and messages[1]["status"] == "pending"
+    assert len(messages) == 2 and messages[0]["content"] == "What is 2+2?" and messages[0]["id"] == user_id
     finish_reply(client, cid, messages[1]["id"])
     assert stored_conversations(app)[0]["messages"][1]["status"] == "done"
 

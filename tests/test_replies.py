@@ -2,7 +2,8 @@
 
 import pytest
 
-from chatbot.replies import Settings, build_prompt, clean_title, fallback_title, make_title
+from chatbot.replies import Settings, build_prompt
+from chatbot.titles import clean_title, fallback_title, make_title
 
 
 @pytest.mark.parametrize("answer, title", [

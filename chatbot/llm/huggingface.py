@@ -9,7 +9,7 @@ import httpx2
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
 
-from ..config import DEFAULT_HF_MODELS
+from ..config import DEFAULT_HF_MODELS, GENERATION_DEFAULTS
 from . import LLMError, RateLimited, Rejected, TimedOut, Unavailable
 from .served import Availability, check_hub, check_server, check_token
 
@@ -75,7 +75,8 @@ class HuggingFaceLLM(Availability):
             return InferenceClient(base_url=self.base_url, token=self.token, timeout=self.timeout)
         return InferenceClient(provider=self.provider, token=self.token, timeout=self.timeout)
 
-    def stream(self, messages, model=None, temperature=0.5, top_p=0.7, max_tokens=1024, seed=None):
+    def stream(self, messages, model=None, temperature=GENERATION_DEFAULTS["TEMPERATURE"],
+               top_p=GENERATION_DEFAULTS["TOP_P"], max_tokens=GENERATION_DEFAULTS["MAX_TOKENS"], seed=None):
         """Yield the reply's text pieces as the server streams them."""
         model = model or self.models[0]
         try:

@@ -8,6 +8,7 @@ import importlib.util
 import os
 import threading
 
+from ..config import GENERATION_DEFAULTS
 from . import LLMError, ModelStatus, Unavailable
 from .served import Availability
 
@@ -64,7 +65,8 @@ class LocalLLM(Availability):
                                         n_threads=max(1, (os.cpu_count() or 2)), verbose=False)
         return self._llama
 
-    def stream(self, messages, model=None, temperature=0.5, top_p=0.7, max_tokens=1024, seed=None):
+    def stream(self, messages, model=None, temperature=GENERATION_DEFAULTS["TEMPERATURE"],
+               top_p=GENERATION_DEFAULTS["TOP_P"], max_tokens=GENERATION_DEFAULTS["MAX_TOKENS"], seed=None):
         """Yield the reply's text pieces as the model produces them."""
         llama = self._model()
         with self._generate_lock:

@@ -122,6 +122,17 @@
     if ((type === "sidebar" || type === "title") && search && search.value.trim() !== "") event.preventDefault();
   });
 
+  // A reply's stream resumes where it left off. The browser's own reconnection sends
+  // Last-Event-ID; when htmx opens a new EventSource instead (after an error), the
+  // stream's URL says the last event seen, so nothing is shown twice or skipped.
+  document.addEventListener("htmx:sseMessage", function (event) {
+    var id = event.detail && event.detail.lastEventId;
+    var source = event.target.closest && event.target.closest("[sse-connect]");
+    if (!id || !source) return;
+    var url = source.getAttribute("sse-connect").split("?")[0];
+    source.setAttribute("sse-connect", url + "?after=" + encodeURIComponent(id));
+  });
+
   document.addEventListener("htmx:load", function (event) {
     decorateCodeBlocks(event.detail.elt);
   });

@@ -1,0 +1,67 @@
+"""A reply's event protocol, defined once: what a job logs, and what each event shows in the page.
+
+The job (replies.py) logs events as small dicts with a "kind"; a stream
+(chat.py) sends each as a Server-Sent Event with the log's id, rendered for
+the reader's own session (a rendered form carries that session's CSRF token,
+so HTML is made per stream, never stored in the log).
+
+kind      SSE event  what it renders                                        swapped into
+started   sidebar    the conversation list, this conversation on top        #conversation-list (outerHTML)
+piece     token      the text piece, HTML-escaped                           the bubble's text (beforeend)
+final     final      the finished message as stored, Markdown rendered      the streaming bubble (outerHTML)
+title     title      the conversation list, and the pane's heading (oob)    #conversation-list (outerHTML)
+done      done       nothing: the browser closes the stream                 -
+
+A stream that attaches late replays the log from the id it last saw, so what
+a reader assembles equals what the job generated, with no gap or duplicate.
+"""
+
+from flask import render_template
+from markupsafe import escape
+
+from .conversations import ERROR, Message
+
+STARTED, PIECE, FINAL, TITLE, DONE = "started", "piece", "final", "title", "done"
+SSE_NAMES = {STARTED: "sidebar", PIECE: "token", FINAL: "final", TITLE: "title", DONE: "done"}
+HEARTBEAT = ": heartbeat\n\n"
+
+
+def frame(name, data, event_id=None):
+    """One Server-Sent Event. Safe for any text: a line break in data can never end the event early.
+
+    Every line break becomes its own `data:` line, which the browser joins
+    with "\\n"; a carriage return (which SSE also reads as a line end) is
+    sent as the HTML character reference &#13;, since data is HTML.
+    """
+    lines = str(data).replace("\r", "&#13;").split("\n")
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return head + f"event: {name}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+def render(event, conversations, cid, mid):
+    """The HTML an event shows, for this reader's session; reads storage for final and title."""
+    kind = event["kind"]
+    if kind == PIECE:
+        return escape(event["text"])
+    if kind == STARTED:
+        return render_template("responses/conversation_list.html", entries=conversations.index_page(),
+                               current_id=cid)
+    if kind == FINAL:
+        if event.get("unsaved"):
+            # Storage failed at the end: say so in the bubble; the job kept nothing newer to show.
+            message = Message(id=mid, role="assistant", content="", created_at="", status=ERROR,
+                              error=event["unsaved"])
+            return render_template("responses/message.html", message=message, cid=cid, last_user_id=None,
+                                   last_reply_id=None)
+        conversation = conversations.get(cid)
+        return render_template("responses/message.html", message=conversation.message(mid), cid=cid,
+                               last_user_id=conversation.last_user_id, last_reply_id=conversation.last_reply_id)
+    if kind == TITLE:
+        return render_template("responses/title_update.html", conversation=conversations.get(cid),
+                               entries=conversations.index_page(), current_id=cid)
+    return ""
+
+
+def to_sse(event_id, event, conversations, cid, mid):
+    """The Server-Sent Event for a logged event."""
+    return frame(SSE_NAMES[event["kind"]], render(event, conversations, cid, mid), event_id)

@@ -1,0 +1,137 @@
+"""A reply's state changes on the domain objects, without Flask or storage."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from chatbot.conversations import (
+    DONE,
+    ERROR,
+    INTERRUPTED,
+    LEASE,
+    STOPPED,
+    STREAMING,
+    Conversation,
+    Message,
+    NotFound,
+    now,
+)
+
+
+def conversation_with_reply(status=DONE, content="An answer."):
+    conversation = Conversation(id="c" * 16, model="m", created_at=now(), updated_at=now())
+    reply = conversation.add_exchange("A question?", "m")
+    reply.finish(content, status)
+    return conversation, reply
+
+
+def test_add_exchange_appends_the_message_and_a_streaming_reply():
+    conversation = Conversation(id="c" * 16, model="old", created_at=now(), updated_at=now())
+    reply = conversation.add_exchange("Hello", "new-model")
+    user = conversation.messages[0]
+    assert (user.role, user.content) == ("user", "Hello")
+    assert (reply.role, reply.status, reply.model, reply.content) == ("assistant", STREAMING, "new-model", "")
+    assert reply.is_running()
+    assert conversation.model == "new-model"
+    assert conversation.last_user_id == user.id and conversation.last_reply_id == reply.id
+
+
+def test_a_reply_whose_lease_ran_out_is_not_running_and_reads_as_interrupted():
+    conversation = Conversation(id="c" * 16, model="m", created_at=now(), updated_at=now())
+    reply = conversation.add_exchange("Hello", "m")
+    reply.save_progress("Half an ans")
+    later = datetime.now(timezone.utc) + LEASE + timedelta(seconds=1)
+    assert reply.is_running() and not reply.is_running(at=later)
+    reply.saved_at = (datetime.now(timezone.utc) - LEASE - timedelta(seconds=1)).isoformat()
+    assert conversation.interrupt_dead_replies()
+    assert (reply.status, reply.content) == (INTERRUPTED, "Half an ans")
+    assert reply.error
+
+
+def test_save_progress_only_while_streaming():
+    _, reply = conversation_with_reply(STOPPED, "kept")
+    assert reply.save_progress("more") is False
+    assert reply.content == "kept"
+
+
+def test_finish_keeps_the_text_and_ends_the_lease():
+    conversation = Conversation(id="c" * 16, model="m", created_at=now(), updated_at=now())
+    reply = conversation.add_exchange("Hello", "m")
+    reply.finish("partial", ERROR, "The model failed.")
+    assert (reply.content, reply.status, reply.error, reply.saved_at) == ("partial", ERROR, "The model failed.", None)
+    assert reply.finished and not reply.is_running()
+
+
+@pytest.mark.parametrize("status", [ERROR, STOPPED, INTERRUPTED])
+def test_a_failed_reply_can_be_retried_anywhere(status):
+    conversation, first = conversation_with_reply(status, "partial")
+    conversation.add_exchange("Next", "m").finish("Second", DONE)
+    restarted = conversation.restart_reply(first.id)
+    assert restarted is first and (first.status, first.content, first.error) == (STREAMING, "", None)
+
+
+def test_only_the_last_finished_reply_can_be_regenerated():
+    conversation, first = conversation_with_reply(DONE)
+    second = conversation.add_exchange("Next", "m")
+    second.finish("Second", DONE)
+    with pytest.raises(NotFound):
+        conversation.restart_reply(first.id)
+    assert conversation.restart_reply(second.id) is second
+
+
+def test_a_running_reply_is_not_restarted():
+    conversation = Conversation(id="c" * 16, model="m", created_at=now(), updated_at=now())
+    reply = conversation.add_exchange("Hello", "m")
+    reply.save_progress("so far")
+    assert conversation.restart_reply(reply.id) is None
+    assert reply.content == "so far"
+
+
+def test_a_user_message_is_not_a_reply():
+    conversation, _ = conversation_with_reply()
+    with pytest.raises(NotFound):
+        conversation.restart_reply(conversation.last_user_id)
+
+
+def test_edit_replaces_the_last_exchange_and_keeps_the_message_id():
+    conversation, _ = conversation_with_reply()
+    question = conversation.last_user_id
+    reply = conversation.edit_last(question, "A better question?", "m2")
+    assert [message.id for message in conversation.messages] == [question, reply.id]
+    assert conversation.messages[0].content == "A better question?"
+    assert reply.status == STREAMING and reply.model == "m2"
+
+
+def test_only_the_last_user_message_can_be_edited():
+    conversation, _ = conversation_with_reply()
+    first = conversation.last_user_id
+    conversation.add_exchange("Next", "m").finish("Second", DONE)
+    with pytest.raises(NotFound):
+        conversation.edit_last(first, "changed", "m")
+
+
+def test_stop_in_the_domain_only_ends_a_reply_no_job_runs():
+    conversation = Conversation(id="c" * 16, model="m", created_at=now(), updated_at=now())
+    reply = conversation.add_exchange("Hello", "m")
+    assert conversation.stop_reply(reply.id) is False  # a live job stops it (and saves its text)
+    reply.saved_at = "2020-01-01T00:00:00+00:00"  # its job died
+    assert conversation.stop_reply(reply.id) is True
+    assert reply.status == STOPPED
+    assert conversation.stop_reply(reply.id) is False
+
+
+def test_auto_title_never_overwrites_a_title():
+    conversation, _ = conversation_with_reply()
+    assert conversation.set_auto_title("Generated") and conversation.title_source == "auto"
+    assert conversation.set_auto_title("Another") is False
+    assert conversation.display_title == "Generated"
+
+
+def test_messages_of_older_versions_load():
+    document = {"id": "c" * 16, "model": "m", "created_at": now(), "updated_at": now(),
+                "messages": [{"id": "m" * 16, "role": "assistant", "content": "x", "created_at": now(),
+                              "status": "pending", "claimed_at": None, "stop_requested": False}]}
+    conversation = Conversation.from_dict(document)
+    assert isinstance(conversation.messages[0], Message)
+    assert conversation.interrupt_dead_replies()
+    assert conversation.messages[0].status == INTERRUPTED
