@@ -58,8 +58,9 @@ def test_download_is_a_zip_of_every_conversation_as_json(app, client):
     assert response.headers["Content-Disposition"].startswith('attachment; filename="chatbot-data-')
 
     archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
-    assert sorted(archive.namelist()) == sorted(["index.json", f"conversations/{first}.json",
-                                                 f"conversations/{second}.json"])
+    assert sorted(archive.namelist()) == sorted(
+        ["index.json", f"conversations/{first}.json", f"conversations/{second}.json"]
+    )
     conversation = json.loads(archive.read(f"conversations/{first}.json"))
     assert conversation["id"] == first
     assert conversation["messages"][0]["content"] == "First question"

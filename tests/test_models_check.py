@@ -36,17 +36,24 @@ class FakeHub:
         request = Request(environ)
         self.requests.append((request.path, request.args.getlist("expand")))
         if request.headers.get("Authorization") != f"Bearer {GOOD_TOKEN}":
-            response = Response(json.dumps({"error": "Invalid credentials in Authorization header"}), 401,
-                                content_type="application/json")
+            response = Response(
+                json.dumps({"error": "Invalid credentials in Authorization header"}),
+                401,
+                content_type="application/json",
+            )
         elif request.path == "/api/whoami-v2":
             response = Response(json.dumps({"type": "user", "name": "operator"}), content_type="application/json")
-        elif request.path.startswith("/api/models/") and request.path[len("/api/models/"):] in self.mappings:
-            model = request.path[len("/api/models/"):]
+        elif request.path.startswith("/api/models/") and request.path[len("/api/models/") :] in self.mappings:
+            model = request.path[len("/api/models/") :]
             body = {"_id": "0" * 24, "id": model, "inferenceProviderMapping": self.mappings[model]}
             response = Response(json.dumps(body), content_type="application/json")
         else:
-            response = Response(json.dumps({"error": "Repository not found"}), 404, content_type="application/json",
-                                headers={"X-Error-Code": "RepoNotFound"})
+            response = Response(
+                json.dumps({"error": "Repository not found"}),
+                404,
+                content_type="application/json",
+                headers={"X-Error-Code": "RepoNotFound"},
+            )
         return response(environ, start_response)
 
     def __enter__(self):
@@ -65,19 +72,34 @@ def live(provider_id, task="conversational"):
 def flask_command(args, tmp_path, **environment):
     """Run `flask --app wsgi ARGS` in a fresh interpreter with environment (and nothing of the developer's)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "AWS_", "CHATBOT_"))}
-    env.update({"SECRET_KEY": SECRET_KEY, "STORAGE_URL": f"file://{tmp_path}/data", "HF_HOME": str(tmp_path / "hf"),
-                "HF_HUB_DISABLE_TELEMETRY": "1", **environment})
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env.update(
+        {
+            "SECRET_KEY": SECRET_KEY,
+            "STORAGE_URL": f"file://{tmp_path}/data",
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            **environment,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def hub():
     mappings = {
         "google/gemma-2-9b-it": {},  # no provider serves it any more
-        "meta-llama/Llama-3.1-8B-Instruct": {"together": live("meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo"),
-                                             "novita": live("meta-llama/llama-3.1-8b-instruct"),
-                                             "nebius": {**live("x"), "status": "staging"}},
+        "meta-llama/Llama-3.1-8B-Instruct": {
+            "together": live("meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo"),
+            "novita": live("meta-llama/llama-3.1-8b-instruct"),
+            "nebius": {**live("x"), "status": "staging"},
+        },
         "Qwen/Qwen2.5-7B-Instruct": {"together": live("Qwen/Qwen2.5-7B-Instruct-Turbo")},
     }
     with FakeHub(mappings) as server:
@@ -85,9 +107,14 @@ def hub():
 
 
 def hub_environment(hub, **more):
-    return {"HF_ENDPOINT": hub.url, "HF_TOKEN": GOOD_TOKEN, "LLM_BACKEND": "huggingface",
-            "CHATBOT_MODELS": "google/gemma-2-9b-it,meta-llama/Llama-3.1-8B-Instruct,Qwen/Qwen2.5-7B-Instruct,"
-                              "nobody/no-such-model", **more}
+    return {
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": GOOD_TOKEN,
+        "LLM_BACKEND": "huggingface",
+        "CHATBOT_MODELS": "google/gemma-2-9b-it,meta-llama/Llama-3.1-8B-Instruct,Qwen/Qwen2.5-7B-Instruct,"
+        "nobody/no-such-model",
+        **more,
+    }
 
 
 def test_models_check_lists_who_serves_each_model(hub, tmp_path):
@@ -120,8 +147,9 @@ def test_strict_check_fails_on_a_bad_token_saying_what_to_fix(hub, tmp_path):
 
 
 def test_strict_check_fails_when_no_model_is_served(hub, tmp_path):
-    result = flask_command(["models", "check", "--strict"], tmp_path,
-                           **hub_environment(hub, CHATBOT_MODELS="google/gemma-2-9b-it"))
+    result = flask_command(
+        ["models", "check", "--strict"], tmp_path, **hub_environment(hub, CHATBOT_MODELS="google/gemma-2-9b-it")
+    )
     assert result.returncode == 1
     assert "no configured model is served: set CHATBOT_MODELS" in result.stderr
 
@@ -148,19 +176,30 @@ def served_id(llama_server):
 
 @pytest.mark.model
 def test_models_check_reads_the_base_urls_model_list(llama_server, served_id, tmp_path):
-    result = flask_command(["models", "check", "--strict"], tmp_path, HF_BASE_URL=llama_server + "/v1",
-                           LLM_BACKEND="huggingface", CHATBOT_MODELS=f"someone/not-here,{served_id}")
+    result = flask_command(
+        ["models", "check", "--strict"],
+        tmp_path,
+        HF_BASE_URL=llama_server + "/v1",
+        LLM_BACKEND="huggingface",
+        CHATBOT_MODELS=f"someone/not-here,{served_id}",
+    )
     assert result.returncode == 0, result.stderr
     assert "Backend: huggingface via HF_BASE_URL" in result.stdout
     assert f"not listed by HF_BASE_URL, which serves: {served_id}" in result.stdout
     assert [line.split() for line in result.stdout.splitlines() if line.strip().startswith(served_id)] == [
-        [served_id, "ok", "via", "HF_BASE_URL"]]
+        [served_id, "ok", "via", "HF_BASE_URL"]
+    ]
 
 
 @pytest.mark.model
 def test_start_up_check_disables_unserved_models_in_the_picker(make_app, llama_server, served_id):
-    app = make_app(LLM_BACKEND="huggingface", HF_BASE_URL=llama_server + "/v1", HF_TOKEN=None,
-                   CHATBOT_MODELS=["someone/not-here", served_id], CHECK_MODELS=True)
+    app = make_app(
+        LLM_BACKEND="huggingface",
+        HF_BASE_URL=llama_server + "/v1",
+        HF_TOKEN=None,
+        CHATBOT_MODELS=["someone/not-here", served_id],
+        CHECK_MODELS=True,
+    )
     backend = app.extensions["llm"]
     assert backend.models[0] == "someone/not-here"  # until the check has run
     client = app.test_client()

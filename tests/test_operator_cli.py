@@ -33,10 +33,17 @@ def write_user(store, uid, conversations):
     for messages in conversations:
         cid = new_id()
         created = [stamp(days) for _, days in messages]
-        document = {"id": cid, "title": "A title", "model": "SmolLM2-135M-Instruct", "created_at": created[0],
-                    "updated_at": max(created), "messages": [
-                        {"id": new_id(), "role": role, "content": f"{role} text", "created_at": at}
-                        for (role, _), at in zip(messages, created, strict=True)]}
+        document = {
+            "id": cid,
+            "title": "A title",
+            "model": "SmolLM2-135M-Instruct",
+            "created_at": created[0],
+            "updated_at": max(created),
+            "messages": [
+                {"id": new_id(), "role": role, "content": f"{role} text", "created_at": at}
+                for (role, _), at in zip(messages, created, strict=True)
+            ],
+        }
         store.write(f"users/{uid}/conversations/{cid}.json", json.dumps(document).encode())
         entries.append({"id": cid, "title": "A title", "updated_at": max(created), "model": document["model"]})
     entries.sort(key=lambda entry: entry["updated_at"], reverse=True)
@@ -125,8 +132,9 @@ def test_guests_purge_rejects_a_bad_age(store_app):
 def test_usage_counts_messages_and_replies_per_day(store_app):
     store = store_app.extensions["store"]
     first, second = new_id(), new_id()
-    write_user(store, first, [[("user", 0), ("assistant", 0), ("user", 0), ("assistant", 0)],
-                              [("user", 2), ("assistant", 2)]])
+    write_user(
+        store, first, [[("user", 0), ("assistant", 0), ("user", 0), ("assistant", 0)], [("user", 2), ("assistant", 2)]]
+    )
     write_user(store, second, [[("user", 20), ("assistant", 20), ("user", 0), ("assistant", 0)]])
 
     result = store_app.test_cli_runner().invoke(args=["usage", "--days", "7"])

@@ -65,8 +65,11 @@ def test_readyz_follows_s3_down_and_back(make_app, s3_server, monkeypatch):
     proxy.cut()
     down = client.get("/readyz")
     assert down.status_code == 503
-    assert down.json["checks"]["storage"] == {"ok": False, "kind": "s3",
-                                              "error": "S3 cannot be reached (network, or AWS_ENDPOINT_URL)"}
+    assert down.json["checks"]["storage"] == {
+        "ok": False,
+        "kind": "s3",
+        "error": "S3 cannot be reached (network, or AWS_ENDPOINT_URL)",
+    }
     assert proxy.url not in down.get_data(as_text=True)
     assert client.get("/healthz").status_code == 200  # the process is still up
 
@@ -135,10 +138,24 @@ def test_debug_mode_defaults_to_text_and_production_to_json(make_app):
 def test_reply_line_has_timings_and_outcome(capsys):
     configure("json")
     log_reply(model="some/model", ttft_ms=120, pieces=33, duration_ms=900, outcome="done", uid="abcdefghijklmnop")
-    log_reply(model="some/model", ttft_ms=None, pieces=0, duration_ms=40,
-              outcome=outcome_of(RateLimited("429")), conversation="cid12345")
+    log_reply(
+        model="some/model",
+        ttft_ms=None,
+        pieces=0,
+        duration_ms=40,
+        outcome=outcome_of(RateLimited("429")),
+        conversation="cid12345",
+    )
     done, limited = [line for line in json_lines(capsys.readouterr().err) if line.get("event") == "reply"][-2:]
-    assert done == {**done, "model": "some/model", "ttft_ms": 120, "pieces": 33, "duration_ms": 900,
-                    "outcome": "done", "user": user_hash("abcdefghijklmnop"), "level": "INFO"}
+    assert done == {
+        **done,
+        "model": "some/model",
+        "ttft_ms": 120,
+        "pieces": 33,
+        "duration_ms": 900,
+        "outcome": "done",
+        "user": user_hash("abcdefghijklmnop"),
+        "level": "INFO",
+    }
     assert limited["outcome"] == "rate_limited" and limited["level"] == "WARNING"
     assert limited["ttft_ms"] is None and limited["conversation"] == "cid12345"
