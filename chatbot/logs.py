@@ -8,6 +8,7 @@ a hash of the user id, never anything a user or the model wrote.
 
 import hashlib
 import logging
+import os
 import re
 import sys
 import time
@@ -15,6 +16,7 @@ import uuid
 
 from flask import g, request
 from flask.globals import request_ctx
+from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter
 
 request_logger = logging.getLogger("chatbot.request")
@@ -38,6 +40,24 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def formatter(log_format):
+    """The formatter of one log line: a JSON object, or readable text."""
+    if log_format == "json":
+        return JsonFormatter(JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
+    return logging.Formatter(TEXT_FORMAT)
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's own lines (start, workers, errors) in the app's format: JSON unless LOG_FORMAT=text."""
+
+    def setup(self, cfg):
+        """Set gunicorn's handlers up, then give its error log the app's formatter."""
+        super().setup(cfg)
+        if (os.environ.get("LOG_FORMAT") or "json").strip().lower() == "json":
+            for handler in self.error_log.handlers:
+                handler.setFormatter(formatter("json"))
+
+
 def configure(log_format):
     """Send log records to stderr at INFO, one JSON object or one readable line each.
 
@@ -49,12 +69,7 @@ def configure(log_format):
     if handler is None:
         handler = _StderrHandler()
         root.addHandler(handler)
-    if log_format == "json":
-        formatter = JsonFormatter(JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level",
-                                                              "name": "logger"})
-    else:
-        formatter = logging.Formatter(TEXT_FORMAT)
-    handler.setFormatter(formatter)
+    handler.setFormatter(formatter(log_format))
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
 
