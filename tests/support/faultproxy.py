@@ -28,6 +28,11 @@ class FaultProxy:
 
     def cut(self):
         """Stop listening (new connections are refused) and drop open ones."""
+        try:
+            # shutdown() wakes the thread blocked in accept(); close() alone leaves the socket listening.
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._listener.close()
         with self._lock:
             for connection in self._connections:
