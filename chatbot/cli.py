@@ -110,7 +110,7 @@ def _check_models():
                         "no configured model is served: set CHATBOT_MODELS to models that are (see above)")
     elif statuses[0].served is not True:
         click.echo(f"The default model will be {served[0]} (the first served); "
-                   "the others are marked unavailable in the picker.")
+                   "the models not served are marked unavailable in the picker.")
     return problems
 
 

@@ -72,6 +72,9 @@ def configure(log_format):
     handler.setFormatter(formatter(log_format))
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
+    # The HTTP client logs every request at INFO (URLs included); the app's own lines say what matters.
+    for noisy in ("httpx2", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def user_hash(uid):
