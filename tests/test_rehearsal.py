@@ -61,8 +61,14 @@ def production(s3_server, llama_server, redis_server, monkeypatch):
 def test_release_then_web_as_the_procfile_says(production, tmp_path):
     settings, proxy = production
     web = ProcfileWeb(settings, ready_path="/healthz")
-    release = subprocess.run(["/bin/sh", "-c", procfile()["release"]], cwd=ROOT, env=web.environment(),
-                             capture_output=True, text=True, timeout=120)
+    release = subprocess.run(
+        ["/bin/sh", "-c", procfile()["release"]],
+        cwd=ROOT,
+        env=web.environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert release.returncode == 0, release.stdout + release.stderr
     assert "Release check passed." in release.stdout
 
@@ -89,7 +95,11 @@ def test_release_then_web_as_the_procfile_says(production, tmp_path):
     records = [json.loads(line) for line in lines]  # every line is JSON, gunicorn's own too
     requests = [record for record in records if record.get("event") == "request"]
     assert {(record["method"], record["route"]) for record in requests} >= {
-        ("GET", "/"), ("POST", "/new"), ("GET", "/c/<cid>"), ("GET", "/readyz")}
+        ("GET", "/"),
+        ("POST", "/new"),
+        ("GET", "/c/<cid>"),
+        ("GET", "/readyz"),
+    }
     assert [record["status"] for record in requests if record["route"] == "/readyz"][-3:] == [200, 503, 200]
     # One line for the reply (the job's own line; a plain "reply ..." message until it calls logs.log_reply).
     assert any(record.get("event") == "reply" or record["message"].startswith("reply ") for record in records)
