@@ -138,7 +138,8 @@ class S3Store(Store):
             code = error.response.get("Error", {}).get("Code", "")
             if code in NOT_FOUND:
                 return  # reachable, and the credentials may read here
-            raise StorageUnavailable(HINTS.get(code, f"S3 answered {code or 'an error'}")) from error
+            hint = HINTS.get(code)
+            raise StorageUnavailable(f"{hint} ({code})" if hint else f"S3 answered {code or 'an error'}") from error
         except NoCredentialsError as error:
             raise StorageUnavailable("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from error
         except BotoCoreError as error:
