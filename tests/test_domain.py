@@ -128,9 +128,23 @@ def test_auto_title_never_overwrites_a_title():
 
 
 def test_messages_of_older_versions_load():
-    document = {"id": "c" * 16, "model": "m", "created_at": now(), "updated_at": now(),
-                "messages": [{"id": "m" * 16, "role": "assistant", "content": "x", "created_at": now(),
-                              "status": "pending", "claimed_at": None, "stop_requested": False}]}
+    document = {
+        "id": "c" * 16,
+        "model": "m",
+        "created_at": now(),
+        "updated_at": now(),
+        "messages": [
+            {
+                "id": "m" * 16,
+                "role": "assistant",
+                "content": "x",
+                "created_at": now(),
+                "status": "pending",
+                "claimed_at": None,
+                "stop_requested": False,
+            }
+        ],
+    }
     conversation = Conversation.from_dict(document)
     assert isinstance(conversation.messages[0], Message)
     assert conversation.interrupt_dead_replies()

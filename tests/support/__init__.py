@@ -4,6 +4,8 @@
 - events: htmx requests and reading a reply's event stream
 - seeding: many conversations written straight to a store
 - servers: free ports, LiveServer (the app in a thread), LlamaServer, RedisServer, Gunicorn
+- fake_model: a FAKE OpenAI-compatible model server that streams a known reply at a known pace
+- http_chat: chatting with a running server over HTTP as htmx does, reading the event stream as it comes
 - s3: moto's S3 server and bucket names; faultproxy: cut the network to a server and restore it
 - browser: Chromium's path and a page that collects console errors
 """
@@ -19,7 +21,9 @@ from .events import (
     start_conversation,
     stream_url,
 )
+from .fake_model import FakeModelServer
 from .faultproxy import FaultProxy
+from .http_chat import HttpChat, SSEEvent, read_events
 from .s3 import CREDENTIALS, S3Server, bucket_name, new_bucket
 from .seeding import seed_conversations
 from .servers import BIN, ROOT, Gunicorn, LiveServer, LlamaServer, RedisServer, child_pids, free_port, wait_until_up
@@ -34,8 +38,12 @@ __all__ = [
     "ROOT",
     "TEST_SETTINGS",
     "FakeLLM",
+    "FakeModelServer",
     "FaultProxy",
     "Gunicorn",
+    "HttpChat",
+    "SSEEvent",
+    "read_events",
     "LiveServer",
     "LlamaServer",
     "RedisServer",

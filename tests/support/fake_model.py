@@ -1,0 +1,76 @@
+"""A FAKE model server, OpenAI-compatible (POST /v1/chat/completions, stream=true), that streams a known reply.
+
+For tests and benchmarks where the exact text or the pace matters and the model itself is not what is
+tested: the app reaches it through the Hugging Face backend (HF_BASE_URL), as it would a real server.
+"""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeModelServer:
+    """Serves `pieces` one every `interval` seconds for a reply; a title request (few max_tokens) gets `title`."""
+
+    def __init__(self, pieces=None, interval=0.05, title="A fake model title"):
+        self.pieces = list(pieces) if pieces is not None else [f"word{number} " for number in range(40)]
+        self.interval = interval
+        self.title = title
+        self.requests = 0
+        self.abandoned = 0  # replies whose client went away before the end
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # /v1/models, as llama.cpp's server answers it
+                body = json.dumps({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                server.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                is_title = request.get("max_tokens", 1024) <= 30
+                pieces = [server.title] if is_title else server.pieces
+                try:
+                    for piece in pieces:
+                        chunk = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}}]}
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                        if not is_title:
+                            time.sleep(server.interval)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except OSError:
+                    server.abandoned += 1
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_port
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def text(self):
+        """The whole reply, as the app should store it."""
+        return "".join(self.pieces)
+
+    def __enter__(self):
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,159 @@
+"""Live replies across processes: two gunicorn instances share one folder store and one real Redis.
+
+The model is a FAKE OpenAI-compatible server (tests/support/fake_model.py) reached through the Hugging
+Face backend: it streams a known reply at a known pace, so what each instance shows can be compared with
+what was generated. What is under test is the app's processes, Redis and storage, all real.
+"""
+
+import json
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+
+from support import FakeModelServer, Gunicorn, HttpChat, read_events
+
+pytestmark = [pytest.mark.redis, pytest.mark.gunicorn]
+
+
+@pytest.fixture(scope="module")
+def fake_model():
+    """A FAKE model: 60 known pieces, one every 50 ms (a 3-second reply)."""
+    with FakeModelServer(
+        pieces=[f"piece{number}\n" if number % 10 == 9 else f"piece{number} " for number in range(60)], interval=0.05
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def instances(tmp_path_factory, redis_server, fake_model):
+    """Two gunicorn instances (one process each) of one deployment: same secret, store and Redis."""
+    data = tmp_path_factory.mktemp("shared") / "data"
+    settings = {
+        "SECRET_KEY": secrets.token_hex(32),
+        "STORAGE_URL": f"file://{data}",
+        "REDIS_URL": redis_server.url,
+        "LLM_BACKEND": "huggingface",
+        "HF_BASE_URL": fake_model.url,
+        "CHATBOT_MODELS": "fake-model",
+        "WEB_CONCURRENCY": "1",
+        "GRACEFUL_TIMEOUT": "10",
+    }
+    first, second = Gunicorn(settings), Gunicorn(settings)
+    with first, second:
+        yield first, second, data
+
+
+def stored_reply(data, cid, mid):
+    """The reply as the shared folder store holds it."""
+    [path] = Path(data).glob(f"users/*/conversations/{cid}.json")
+    conversation = json.loads(path.read_text())
+    return next(message for message in conversation["messages"] if message["id"] == mid)
+
+
+def read_until(response, name=None, count=None):
+    """Read events until one named `name` (included) or `count` token events; return them."""
+    got = []
+    for event in read_events(response):
+        got.append(event)
+        if event.name == name or (count and sum(e.name == "token" for e in got) >= count):
+            break
+    return got
+
+
+def tokens(events):
+    return "".join(event.text for event in events if event.name == "token")
+
+
+def test_sent_through_one_instance_streamed_whole_through_the_other(instances, fake_model):
+    first, second, data = instances
+    chat = HttpChat(first.url)
+    cid, mid = chat.start("Tell me something long.")
+    with chat.at(second.url).stream(cid, mid) as response:
+        events = read_until(response, "done")
+    names = [event.name for event in events]
+    assert names[0] == "sidebar" and names[-1] == "done" and "final" in names
+    ids = [event.id for event in events if event.name == "token"]
+    assert all(ids) and len(set(ids)) == len(ids), "every piece has an id of its own"
+    assert tokens(events) == fake_model.text
+    assert stored_reply(data, cid, mid)["content"] == fake_model.text
+    assert stored_reply(data, cid, mid)["status"] == "done"
+
+
+def test_a_stream_resumes_on_the_other_instance_with_no_gap_or_duplicate(instances, fake_model):
+    first, second, data = instances
+    chat = HttpChat(first.url)
+    cid, mid = chat.start("Tell me something long.")
+    with chat.stream(cid, mid) as response:
+        before = read_until(response, count=7)
+    last_id = [event.id for event in before if event.id][-1]
+    with chat.at(second.url).stream(cid, mid, last_event_id=last_id) as response:
+        after = read_until(response, "done")
+    assert tokens(before) + tokens(after) == fake_model.text
+    assert stored_reply(data, cid, mid)["content"] == fake_model.text
+
+
+def test_stop_through_the_other_instance_stops_the_job(instances, fake_model):
+    first, second, data = instances
+    chat = HttpChat(first.url)
+    cid, mid = chat.start("Tell me something long.")
+    with chat.at(second.url).stream(cid, mid) as response:
+        shown = read_until(response, count=5)
+        assert chat.at(second.url).stop(cid, mid).status_code == 204
+        shown += read_until(response, "done")
+    reply = stored_reply(data, cid, mid)
+    assert reply["status"] == "stopped"
+    assert fake_model.text.startswith(reply["content"]) and len(reply["content"]) < len(fake_model.text)
+    final = next(event for event in shown if event.name == "final")
+    assert 'data-status="stopped"' in final.data
+
+
+def test_redis_down_mid_reply_is_a_clear_error_and_nothing_is_lost(instances, fake_model, redis_server):
+    first, _, data = instances
+    chat = HttpChat(first.url)
+    cid, mid = chat.start("Tell me something long.")
+    try:
+        with chat.stream(cid, mid) as response:
+            shown = read_until(response, count=5)
+            redis_server.kill()
+            shown += read_until(response, "done")
+        final = next(event for event in shown if event.name == "final")
+        assert "Live updates are unavailable" in final.data or "Live replies are unavailable" in final.data
+        deadline = time.monotonic() + 15
+        while stored_reply(data, cid, mid)["status"] == "streaming" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        reply = stored_reply(data, cid, mid)
+        assert reply["status"] == "error" and "Live replies are unavailable" in reply["error"]
+        assert reply["content"].startswith(tokens(shown)[:20]) and fake_model.text.startswith(reply["content"])
+    finally:
+        redis_server.restart()
+
+
+def test_a_killed_instance_leaves_the_reply_interrupted_and_retry_works(instances, fake_model):
+    first, second, data = instances
+    fake_model.interval = 0.2  # a 12-second reply, so the instance dies in the middle of it
+    try:
+        chat = HttpChat(first.url)
+        cid, mid = chat.start("Tell me something long.")
+        time.sleep(6)  # past the first save of the partial text (every 5 s)
+        first.kill()
+        killed_at = time.monotonic()
+        with chat.at(second.url).stream(cid, mid, timeout=60) as response:
+            events = read_until(response, "done")
+        assert time.monotonic() - killed_at < 30
+        final = next(event for event in events if event.name == "final")
+        assert 'data-status="interrupted"' in final.data and "Retry" in final.data
+        reply = stored_reply(data, cid, mid)
+        assert reply["status"] == "interrupted" and reply["content"] and fake_model.text.startswith(reply["content"])
+
+        fake_model.interval = 0.01
+        assert chat.at(second.url).retry(cid, mid).status_code == 200
+        with chat.at(second.url).stream(cid, mid) as response:
+            read_until(response, "done")
+        reply = stored_reply(data, cid, mid)
+        assert reply["status"] == "done" and reply["content"] == fake_model.text
+    finally:
+        fake_model.interval = 0.05
+        if not first.running():
+            first.start()
