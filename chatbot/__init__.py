@@ -39,8 +39,10 @@ def create_app(test_config=None):
     live.init_app(app)
     replies.init_app(app)
 
-    from . import auth, chat, sidebar
+    from . import auth, chat, limits, security, sidebar
 
+    security.init_app(app)  # first: the client's real address and scheme, for everything after
+    limits.init_app(app)
     auth.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)

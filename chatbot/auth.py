@@ -113,7 +113,13 @@ def current_conversations():
     uid = current_uid()
     if uid is None:
         abort(401)
-    return Conversations(get_store(), uid)
+    config = current_app.config
+    return Conversations(
+        get_store(),
+        uid,
+        max_conversations=config["MAX_CONVERSATIONS"],
+        max_messages=config["MAX_MESSAGES_PER_CONVERSATION"],
+    )
 
 
 def user_required(view):

@@ -7,7 +7,7 @@ import time
 from flask import (Blueprint, Response, abort, current_app, make_response, redirect, render_template, request,
                    stream_with_context, url_for)
 
-from . import events, htmx
+from . import events, htmx, limits
 from .auth import current_conversations, current_uid, user_required
 from .conversations import NotFound
 from .live import LiveUnavailable, get_live
@@ -59,8 +59,11 @@ def composer_error(message, status, conversation=None):
 
 
 def _start_reply(conversation, reply):
-    """Generate the reply on the server, now, in a job no request owns."""
-    get_replies().start(get_store(), get_llm(), current_uid(), conversation.id, reply.id)
+    """Generate the reply on the server, now, in a job no request owns; it holds a reply slot until it ends."""
+    uid, slots = current_uid(), limits.get_reply_slots()
+    slots.take(uid, reply.id)
+    get_replies().start(get_store(), get_llm(), uid, conversation.id, reply.id,
+                        on_end=lambda: slots.release(uid, reply.id))
 
 
 def _wait_without_javascript(conversation, reply):
@@ -96,11 +99,13 @@ def new():
 
 @bp.post("/new")
 @user_required
+@limits.limit_messages
 def start():
     """Create a conversation from its first message and start its reply."""
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status)
+    limits.require_reply_slot(current_uid())
     conversation, reply = current_conversations().start(text, model)
     _start_reply(conversation, reply)
     if not htmx.is_htmx():
@@ -124,12 +129,14 @@ def conversation(cid):
 
 @bp.post("/c/<cid>/messages")
 @user_required
+@limits.limit_messages
 def send(cid):
     """Add the user's message, start its reply, and answer with both bubbles."""
     conversations = current_conversations()
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status, conversations.get(cid))
+    limits.require_reply_slot(conversations.uid)
     before = conversations.get(cid).last_reply_id
     conversation, reply = conversations.add_exchange(cid, text, model)
     _start_reply(conversation, reply)
@@ -142,8 +149,10 @@ def send(cid):
 
 @bp.post("/c/<cid>/messages/<mid>/regenerate")
 @user_required
+@limits.limit_messages
 def regenerate(cid, mid):
     """Ask the model again: retry a failed, stopped or interrupted reply, or regenerate the last one."""
+    limits.require_reply_slot(current_uid())
     conversation, reply = current_conversations().restart_reply(cid, mid)
     if reply is not None:
         _start_reply(conversation, reply)
@@ -165,6 +174,7 @@ def stop(cid, mid):
 
 @bp.route("/c/<cid>/messages/<mid>/edit", methods=["GET", "POST"])
 @user_required
+@limits.limit_messages
 def edit(cid, mid):
     """Edit the last user message and send it again; its old reply is replaced."""
     conversations = current_conversations()
@@ -179,6 +189,7 @@ def edit(cid, mid):
     if error:
         return render_template("regions/edit_form.html", conversation=conversation, message=message, error=error,
                                draft=request.form.get("text", "")), status
+    limits.require_reply_slot(conversations.uid)
     conversation, reply = conversations.edit(cid, mid, text, model)
     _start_reply(conversation, reply)
     if not htmx.is_htmx():
@@ -204,6 +215,7 @@ def export(cid, fmt):
 
 @bp.get("/c/<cid>/messages/<mid>/stream")
 @user_required
+@limits.limit_streams
 def stream(cid, mid):
     """Server-Sent Events of a reply: its log from Last-Event-ID on, then live (see chatbot/events.py)."""
     conversations = current_conversations()

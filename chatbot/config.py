@@ -3,6 +3,7 @@
 import os
 
 DEV_SECRET_KEY = "dev-only-secret-change-me"
+MIN_SECRET_KEY = 32
 
 DEFAULT_HF_MODELS = (
     "google/gemma-2-9b-it",
@@ -51,7 +52,7 @@ def from_environment():
     """Return the app's settings read from environment variables."""
     hf_token = os.environ.get("HF_TOKEN") or os.environ.get("HF_KEY") or None
     backend = (os.environ.get("LLM_BACKEND") or ("huggingface" if hf_token else "local")).lower()
-    return {
+    return security_settings() | {
         "SECRET_KEY": os.environ.get("SECRET_KEY") or DEV_SECRET_KEY,
         "STORAGE_URL": os.environ.get("STORAGE_URL") or None,
         "LLM_BACKEND": backend,
@@ -92,3 +93,49 @@ def validate(app):
         raise ConfigError("LOG_FORMAT must be 'json' or 'text'")
     if config["MAX_MESSAGE_CHARS"] < 1:
         raise ConfigError("MAX_MESSAGE_CHARS must be at least 1")
+    if len(config["SECRET_KEY"]) < MIN_SECRET_KEY and not (app.debug or app.testing):
+        raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_KEY} characters: a shorter one can be guessed. "
+                          'Make one with python -c "import secrets; print(secrets.token_hex(32))".')
+    if config["TRUSTED_PROXY_HOPS"] < 0:
+        raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or how many proxies are in front (1 on Heroku)")
+
+
+# Rate limits in Flask-Limiter's syntax, several separated by ";". "Per user" is per guest or account.
+LIMIT_DEFAULTS = {
+    "MESSAGE_LIMIT": "10 per minute; 200 per day",  # send, regenerate, retry, edit
+    "MESSAGE_LIMIT_PER_IP": "30 per minute; 1000 per day",  # the same, per client IP (several people may share one)
+    "SEARCH_LIMIT": "30 per minute",
+    "SEARCH_LIMIT_PER_IP": "90 per minute",
+    "STREAM_LIMIT": "60 per minute",  # opening a reply's event stream
+    "STREAM_LIMIT_PER_IP": "180 per minute",
+    "SIGNUP_LIMIT_PER_IP": "5 per hour",  # accounts created
+}
+
+
+def _limit(name):
+    from limits import parse_many  # Flask-Limiter's parser: a typo fails at start-up, not at the first request
+
+    value = (os.environ.get(name) or "").strip() or LIMIT_DEFAULTS[name]
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must read like '10 per minute; 200 per day', not {value!r}") from None
+    return value
+
+
+def security_settings():
+    """The settings of rate limits, caps, sessions and HTTPS (README, "Security")."""
+    return {
+        # Behind Heroku's router: 1. Only that many X-Forwarded-* values are believed, counted from the right.
+        "TRUSTED_PROXY_HOPS": _number("TRUSTED_PROXY_HOPS", 0),
+        "FORCE_HTTPS": _flag("FORCE_HTTPS", False),
+        "HSTS_SECONDS": _number("HSTS_SECONDS", 365 * 24 * 3600),
+        "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
+        **{name: _limit(name) for name in LIMIT_DEFAULTS},
+        "MAX_REPLIES_AT_ONCE": _number("MAX_REPLIES_AT_ONCE", 2),
+        "LOGIN_FREE_FAILURES": _number("LOGIN_FREE_FAILURES", 5),
+        "LOGIN_MAX_BACKOFF": _number("LOGIN_MAX_BACKOFF", 300),
+        "MAX_CONVERSATIONS": _number("MAX_CONVERSATIONS", 1000),
+        "MAX_MESSAGES_PER_CONVERSATION": _number("MAX_MESSAGES_PER_CONVERSATION", 2000),
+        "SESSION_CHECK_SECONDS": _number("SESSION_CHECK_SECONDS", 30),
+    }

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from .storage import read_json, update_json
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16}")
 MAX_TITLE_CHARS = 100
 # Search reads message text from at most this many of the newest conversations.
 SEARCH_DEPTH = 300
@@ -40,6 +40,10 @@ class NotFound(Exception):
     """No such conversation or message for this user."""
 
 
+class CapReached(Exception):
+    """A user has as many conversations, or a conversation as many messages, as allowed; str() says so."""
+
+
 def new_id():
     """Return a random, URL-safe id of 16 characters."""
     return secrets.token_urlsafe(12)
@@ -47,7 +51,7 @@ def new_id():
 
 def is_valid_id(value):
     """True when value has the shape of an id this app generates."""
-    return bool(ID_PATTERN.match(value or ""))
+    return bool(ID_PATTERN.fullmatch(value or ""))  # fullmatch: "$" would let a trailing newline through
 
 
 def display_title(title):
@@ -255,11 +259,14 @@ def encode_index(entries):
 class Conversations:
     """One user's conversations in a Store. Every write is a compare-and-swap."""
 
-    def __init__(self, store, uid):
+    def __init__(self, store, uid, max_conversations=None, max_messages=None):
         if not is_valid_id(uid):
             raise ValueError("invalid user id")
         self.store = store
         self.uid = uid
+        # Caps on what one user can store (None: no cap); reaching one raises CapReached.
+        self.max_conversations = max_conversations
+        self.max_messages = max_messages
 
     def _index_key(self):
         return f"users/{self.uid}/index.json"
@@ -296,6 +303,9 @@ class Conversations:
 
     def start(self, text, model):
         """Create a conversation whose first message is text; return it and its pending reply."""
+        if self.max_conversations is not None and len(self.index()) >= self.max_conversations:
+            raise CapReached(f"You have {self.max_conversations:,} conversations, the most allowed. "
+                             "Delete some to start a new one.")
         stamp = now()
         conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp)
         reply = conversation.add_exchange(text, model)
@@ -311,7 +321,13 @@ class Conversations:
 
     def add_exchange(self, cid, text, model):
         """Append the user's text and its streaming reply; return (conversation, reply)."""
-        return self._change_reply(cid, lambda conversation: conversation.add_exchange(text, model))
+        def add(conversation):
+            if self.max_messages is not None and len(conversation.messages) + 2 > self.max_messages:
+                raise CapReached(f"This conversation has reached {self.max_messages:,} messages, the most allowed. "
+                                 "Start a new chat to go on.")
+            return conversation.add_exchange(text, model)
+
+        return self._change_reply(cid, add)
 
     def restart_reply(self, cid, mid):
         """Retry or regenerate reply mid; return (conversation, reply), reply None when it is still running."""
@@ -418,11 +434,26 @@ class Conversations:
         return results
 
     def delete(self, cid):
-        """Remove a conversation and its index entry."""
-        self.get(cid)
-        self.store.delete(self._key(cid))
-        update_json(self.store, self._index_key(),
-                    lambda entries: [entry for entry in entries or [] if entry["id"] != cid], encode=encode_index)
+        """Remove a conversation and its index entry; NotFound when there is neither.
+
+        An index entry whose conversation is gone (an index write failed after the
+        conversation was deleted) is removed too, so no entry stays that cannot be deleted.
+        """
+        key = self._key(cid)
+        existed = self.store.read(key) is not None
+        if existed:
+            self.store.delete(key)
+        listed = False
+
+        def drop(entries):
+            nonlocal listed
+            kept = [entry for entry in entries or [] if entry["id"] != cid]
+            listed = len(kept) != len(entries or [])
+            return kept if listed else None
+
+        update_json(self.store, self._index_key(), drop, encode=encode_index)
+        if not (existed or listed):
+            raise NotFound(cid)
 
     def _index_upsert(self, conversation):
         # Written after the conversation, so a crash in between leaves the

@@ -22,6 +22,8 @@ from flask import current_app, make_response, render_template, request
 from flask_limiter import Limiter
 from werkzeug.exceptions import TooManyRequests
 
+from .conversations import CapReached
+
 # Endpoints whose htmx POSTs come from the chat, where the composer shows the error (its text stays typed).
 COMPOSER_ENDPOINTS = {"chat.start", "chat.send", "chat.regenerate", "chat.edit"}
 # A slot left behind by a process that died is free again after this long (a reply never runs longer).
@@ -181,6 +183,10 @@ class ReplySlots:
         """Hold a slot for reply mid of user uid; False when uid already has the most allowed."""
         return not self.enabled or self.backend.acquire(uid, mid, self.limit)
 
+    def take(self, uid, mid):
+        """Hold a slot for reply mid whatever uid holds already (the check was at send time)."""
+        self.backend.acquire(uid, mid, math.inf)
+
     def release(self, uid, mid):
         """The reply ended (done, failed, stopped): its slot is free."""
         self.backend.release(uid, mid)
@@ -196,7 +202,7 @@ class ReplySlots:
     @contextmanager
     def held(self, uid, mid):
         """Hold reply mid's slot for the block (taken even over the limit: the check was at send time)."""
-        self.backend.acquire(uid, mid, math.inf)
+        self.take(uid, mid)
         try:
             yield
         finally:
@@ -307,6 +313,17 @@ def _too_many(error):
     return response
 
 
+def _cap_reached(error):
+    """403 for a cap on what a user stores: said in the composer (htmx), else on a page."""
+    if request.headers.get("HX-Request") == "true":
+        response = make_response(render_template("regions/limit_error.html", message=str(error)), 403)
+        response.headers.update({"HX-Retarget": "#composer-error", "HX-Reswap": "innerHTML"})
+    else:
+        response = make_response(render_template("limited.html", message=str(error), heading="Limit reached"), 403)
+    response.vary.add("HX-Request")
+    return response
+
+
 def init_app(app):
     """Rate limits for the app: storage in Redis when REDIS_URL is set, else in this process."""
     redis_url = app.config.get("REDIS_URL")
@@ -318,3 +335,4 @@ def init_app(app):
         backend, app.config["MAX_REPLIES_AT_ONCE"], enabled=app.config["RATELIMIT_ENABLED"]
     )
     app.register_error_handler(429, _too_many)
+    app.register_error_handler(CapReached, _cap_reached)

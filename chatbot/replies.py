@@ -113,6 +113,7 @@ class Job:
         self.live = replies.live
         self.live_down = False
         self.thread = threading.Thread(target=self.run, name=f"reply-{mid}", daemon=True)
+        self.on_end = None
 
     def emit(self, kind, **data):
         """Log an event for the streams; once the live backend failed, the job goes on without it."""
@@ -139,6 +140,8 @@ class Job:
             except LiveUnavailable:
                 pass
             self.replies.forget(self)
+            if self.on_end is not None:
+                self.on_end()  # e.g. give the user's reply slot back (chatbot/limits.py)
 
     def _run(self):
         started = time.monotonic()
@@ -227,9 +230,10 @@ class Replies:
         self._lock = threading.Lock()
         self._deadline = None
 
-    def start(self, store, llm, uid, cid, mid):
-        """Generate reply mid (already marked streaming in storage) in a job of its own."""
+    def start(self, store, llm, uid, cid, mid, on_end=None):
+        """Generate reply mid (already marked streaming in storage) in a job of its own; on_end() when it ends."""
         job = Job(self, llm, Conversations(store, uid), cid, mid)
+        job.on_end = on_end
         try:
             self.live.start(job.key)
         except LiveUnavailable as error:

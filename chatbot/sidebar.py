@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
-from . import htmx
+from . import htmx, limits
 from .auth import current_conversations, user_required
-from .conversations import INDEX_PAGE, MAX_TITLE_CHARS
+from .conversations import INDEX_PAGE, MAX_TITLE_CHARS, NotFound
 from .llm import get_llm
 
 bp = Blueprint("sidebar", __name__, url_prefix="/sidebar")
@@ -76,6 +76,7 @@ def conversation_list():
 
 @bp.get("/search")
 @user_required
+@limits.limit_searches
 def search():
     """Conversations whose title or messages contain the words: a fragment for htmx, else a page."""
     conversations = current_conversations()
@@ -118,13 +119,24 @@ def rename(cid):
     return redirect(url_for("chat.conversation", cid=cid), 303)
 
 
+def _entry_to_delete(conversations, cid):
+    try:
+        return conversations.get(cid).index_entry()
+    except NotFound:
+        # An entry left in the index when its conversation is gone (a failed index write) can still be deleted.
+        entry = next((entry for entry in conversations.index() if entry["id"] == cid), None)
+        if entry is None:
+            raise
+        return entry
+
+
 @bp.route("/<cid>/delete", methods=["GET", "POST"])
 @user_required
 def delete(cid):
     """Delete a conversation after a confirmation (hx-confirm, or a page without JavaScript)."""
     conversations = current_conversations()
     if request.method == "GET":
-        return render_template("delete.html", entry=conversations.get(cid).index_entry())
+        return render_template("delete.html", entry=_entry_to_delete(conversations, cid))
     conversations.delete(cid)
     if not htmx.is_htmx():
         return redirect(url_for("chat.index"), 303)
