@@ -10,27 +10,67 @@ TITLE_WORDS = 6
 
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.S | re.I)
+_QUOTES = " \"'`“”‘’*_#"
+# A first line that introduces the title on the next one: "Here's a 5-word description of the conversation:".
+_INTRO_LINE = re.compile(r"\b(title|here|sure|description|summary|suggest)", re.I)
+# Openings that are not part of a title. Each is removed, repeatedly, from the start of the answer.
+_PREAMBLES = [re.compile(pattern, re.I) for pattern in (
+    r"^(sure|certainly|of course|okay|ok|great|absolutely)\b[!.,]*\s*",
+    r"^here(?:'s| is| are)\b[^:]*:\s*",  # "Here's a 5-word title: X"
+    r"^[^:]*\b(title|topic|subject|description|summary)\b[^:]*:\s*",  # "Title: X", "Suggested title: X"
+    r"^(the|this) (conversation|chat|discussion)(?: is| was)? (about|on|regarding|around)\s+",  # "… is about X"
+    r"^(the|this) (conversation|chat|discussion)\s*:\s*",
+    r"^(?:[A-Z]|\d+)[.:)]\s+",  # "A: X", "1. X"
+)]
+# A title never ends on these: they are what is left of a sentence cut short.
+_DANGLING = frozenset("""a an the and or but nor yet so of to in on at by for with about from into than as that which
+    who whose is are was were be been its their his her my your our this these those""".split())
+# What is left is a sentence about the exchange, or the model talking, not a title.
+_NOT_A_TITLE = re.compile(r"\b(conversation|title|\d+-word)\b|^(i|i'm|i am|as an?|sorry|hello|hi)\b", re.I)
+
+
+def _trim(words):
+    """Drop the words a cut sentence leaves dangling at the end, and trailing punctuation."""
+    while words and words[-1].lower().strip(".,;:!?-–—") in _DANGLING:
+        words = words[:-1]
+    return " ".join(words).rstrip(".,;:!?-–— ").strip(_QUOTES)
 
 
 def clean_title(text):
-    """Make a model's title answer short and plain: no quotes, emojis, labels or final dot."""
-    text = _THINK.sub("", text or "")
-    text = _EMOJI.sub("", text)
+    """Make a model's title answer short and plain, or return "" when what it said is not a title.
+
+    Drops think-tags, emojis, quotes, labels and preambles ("Sure! Here's a title:",
+    "Title:", "This conversation is about"), keeps the first clause and at most
+    TITLE_WORDS words. An answer that is a sentence about the conversation ("The
+    conversation was a light-hearted and"), the model speaking ("I'm sorry, …")
+    or a single word is not a title: the caller falls back to the user's words.
+    """
+    text = _EMOJI.sub("", _THINK.sub("", text or ""))
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].endswith(":"):  # "Here is a title:" then the title
+    if len(lines) > 1 and lines[0].endswith(":") and _INTRO_LINE.search(lines[0]):
         lines.pop(0)
-    text = lines[0] if lines else ""
-    # "Title: X", "Here's a 5-word descriptive title: X"
-    text = re.sub(r"^[^:]*\btitle\b[^:]*:\s*", "", text, flags=re.I)
-    text = text.replace("*", "").replace("#", "").strip(" \"'`“”‘’")
-    words = text.split()[:TITLE_WORDS]
-    return " ".join(words).rstrip(".,;:!?-").strip(" \"'`“”‘’")
+    text = lines[0].strip(_QUOTES) if lines else ""
+    changed = True
+    while changed:
+        before = text
+        for preamble in _PREAMBLES:
+            text = preamble.sub("", text).strip(_QUOTES)
+        changed = text != before
+    text = re.sub(r"\([^)]*(\)|$)", "", text)  # asides in parentheses, closed or cut off
+    text = re.split(r"[,;.!?—–]\s|[,;!?]$|\.$", text)[0]  # the first clause
+    head, colon, tail = text.partition(":")
+    if colon and len(head.split()) >= 2:  # "TCP vs UDP: a simple yet complex debate" -> "TCP vs UDP"
+        text = head
+    title = _trim(text.split()[:TITLE_WORDS])
+    if len(title.split()) < 2 or _NOT_A_TITLE.search(title):
+        return ""
+    return title[0].upper() + title[1:]
 
 
 def fallback_title(user_text):
     """The first words of the user's message, when the model gives no usable title."""
-    words = user_text.split()[:TITLE_WORDS]
-    title = " ".join(words)
+    words = user_text.split()
+    title = " ".join(words[:TITLE_WORDS]) if len(words) <= TITLE_WORDS else _trim(words[:TITLE_WORDS]) or words[0]
     return (title[:60] + "…") if len(title) > 60 else title or UNTITLED
 
 
