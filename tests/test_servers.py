@@ -20,7 +20,7 @@ def test_redis_comes_back_empty_on_the_same_port_after_a_crash(redis_server):
 
 @pytest.mark.gunicorn
 def test_two_gunicorns_serve_at_once_and_stop(tmp_path):
-    settings = {"SECRET_KEY": "test-secret", "GUNICORN_CMD_ARGS": "--workers=1"}
+    settings = {"SECRET_KEY": "test-secret-of-at-least-32-characters", "GUNICORN_CMD_ARGS": "--workers=1"}
     first = Gunicorn({**settings, "STORAGE_URL": f"file://{tmp_path}/one"}).start()
     second = Gunicorn({**settings, "STORAGE_URL": f"file://{tmp_path}/two"}).start()
     try:
