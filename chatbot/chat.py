@@ -4,8 +4,18 @@ import json
 import re
 import time
 
-from flask import (Blueprint, Response, abort, current_app, make_response, redirect, render_template, request,
-                   stream_with_context, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 
 from . import events, htmx, limits
 from .auth import current_conversations, current_uid, user_required
@@ -231,12 +241,13 @@ def stream(cid, mid):
 
 
 def _log_is_over(cid, mid, after):
-    """True when the reply's log has ended (or is gone): a finished reply's title may still be on its way."""
+    """True when the stream has nothing to replay: a finished reply's title may still be on its way."""
     try:
         found = get_live().read(reply_key(cid, mid), after)
     except LiveUnavailable:
         return True
-    return not found or found[-1][1]["kind"] == events.DONE
+    # Resuming: replay what followed. Opening afresh a reply whose log is complete: the reply itself, at once.
+    return not found or (after is None and found[-1][1]["kind"] == events.DONE)
 
 
 def _event_stream(body):

@@ -25,7 +25,8 @@ INDEX_PAGE = 50
 # What was generated is kept in every end state. "pending" is only found in
 # conversations stored before replies started generating at once; it reads
 # like an interrupted reply.
-PENDING, STREAMING, DONE, ERROR, STOPPED, INTERRUPTED = "pending", "streaming", "done", "error", "stopped", "interrupted"
+PENDING, STREAMING, DONE, ERROR, STOPPED = "pending", "streaming", "done", "error", "stopped"
+INTERRUPTED = "interrupted"
 FINISHED = (DONE, ERROR, STOPPED, INTERRUPTED)
 # A streaming reply's job saves its text at least this often, which renews its lease...
 SAVE_SECONDS = 5

@@ -7,7 +7,9 @@ so HTML is made per stream, never stored in the log).
 
 kind      SSE event  what it renders                                        swapped into
 started   sidebar    the conversation list, this conversation on top        #conversation-list (outerHTML)
-piece     token      the text piece, HTML-escaped                           the bubble's text (beforeend)
+render    render     a patch of the reply's Markdown rendered so far        the bubble's text (app.js applies it)
+                     (chatbot/render.py, LiveMarkdown: the job renders once,
+                     every stream sends the same patches)
 final     final      the finished message as stored, Markdown rendered      the streaming bubble (outerHTML)
 title     title      the conversation list, and the pane's heading (oob)    #conversation-list (outerHTML)
 done      done       nothing: the browser closes the stream                 -
@@ -17,12 +19,11 @@ a reader assembles equals what the job generated, with no gap or duplicate.
 """
 
 from flask import render_template
-from markupsafe import escape
 
 from .conversations import ERROR, Message
 
-STARTED, PIECE, FINAL, TITLE, DONE = "started", "piece", "final", "title", "done"
-SSE_NAMES = {STARTED: "sidebar", PIECE: "token", FINAL: "final", TITLE: "title", DONE: "done"}
+STARTED, RENDER, FINAL, TITLE, DONE = "started", "render", "final", "title", "done"
+SSE_NAMES = {STARTED: "sidebar", RENDER: "render", FINAL: "final", TITLE: "title", DONE: "done"}
 HEARTBEAT = ": heartbeat\n\n"
 
 
@@ -41,8 +42,8 @@ def frame(name, data, event_id=None):
 def render(event, conversations, cid, mid):
     """The HTML an event shows, for this reader's session; reads storage for final and title."""
     kind = event["kind"]
-    if kind == PIECE:
-        return escape(event["text"])
+    if kind == RENDER:
+        return event["patch"]  # sanitised HTML already (bleach, in the job)
     if kind == STARTED:
         return render_template("responses/conversation_list.html", entries=conversations.index_page(),
                                current_id=cid)

@@ -68,6 +68,12 @@ def _cleaner():
     return _local.cleaner
 
 
+def _render(text):
+    html = markdown.markdown(text, extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS,
+                             output_format="html")
+    return _cleaner().clean(html)
+
+
 @lru_cache(maxsize=1024)
 def render_markdown(text):
     """Return the Markdown text as sanitised HTML, safe to put in a page.
@@ -75,6 +81,93 @@ def render_markdown(text):
     Cached: a page view re-renders every reply of the conversation, and
     rendering (Markdown, Pygments, bleach) costs far more than the lookup.
     """
-    html = markdown.markdown(text, extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS,
-                             output_format="html")
-    return Markup(_cleaner().clean(html))
+    return Markup(_render(text))
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# A line that, after a blank line, may still belong to the block before it: indented, a quote, a list item.
+_CONTINUES = re.compile(r"^(\s|>|[-*+](\s|$)|[0-9]+[.)](\s|$))")
+
+
+def _open_fence(lines):
+    """The fence that is still open after these lines (as "```" or "~~~~"), or None."""
+    fence = None
+    for line in lines:
+        found = _FENCE.match(line)
+        if found is None:
+            continue
+        marker = found.group(1)
+        if fence is None:
+            fence = marker
+        elif marker[0] == fence[0] and len(marker) >= len(fence) and not line.strip()[len(marker):].strip():
+            fence = None
+    return fence
+
+
+def _last_break(text):
+    """Where the last block that later text cannot change ends: the start of a line that begins a new
+    block after a blank line, outside any fence (0 when there is none).
+
+    A list item, a quote, an indented or table line after a blank line may still belong to the block
+    before it (a loose list, say), so no break is made before one.
+    """
+    lines = text.split("\n")
+    position, best, fence, blank = 0, 0, None, False
+    for number, line in enumerate(lines):
+        if number == len(lines) - 1:
+            break  # the last line may still be growing
+        if fence is None and blank and line.strip() and not _CONTINUES.match(line):
+            best = position
+        found = _FENCE.match(line)
+        if found:
+            fence = _open_fence([line]) if fence is None else (None if found.group(1)[0] == fence[0] else fence)
+        blank = fence is None and not line.strip()
+        position += len(line) + 1
+    return best
+
+
+class LiveMarkdown:
+    """A reply's Markdown rendered while it arrives, with the renderer and sanitiser of the final form.
+
+    The text is split into blocks that later text cannot change, rendered once, and a tail (the block
+    being written) that is rendered again as it grows; a code block still open is rendered closed, so
+    it shows highlighted at once. Each update is a patch against what the page holds, small however
+    long the reply gets:
+
+        "<keep>\n<commit>\n<html>": keep the first <keep> characters of the tail's HTML, append <html>,
+        then move the first <commit> characters of the result into the finished blocks.
+
+    Applied in order, the patches build exactly the HTML render_markdown gives for the text so far,
+    which is what the page holds when the reply ends, so the finished reply does not jump.
+    """
+
+    def __init__(self):
+        self.text = ""
+        self.committed = 0  # characters of text in finished blocks
+        self.tail_html = ""  # the tail's HTML as the page holds it
+
+    def feed(self, piece):
+        """Add text; return the patch that brings the page up to date, or None when nothing changed."""
+        self.text += piece
+        return self.patch()
+
+    def patch(self):
+        """The patch from what the page holds to the render of all the text so far (None when equal)."""
+        tail_text = self.text[self.committed:]
+        fence = _open_fence(tail_text.split("\n"))
+        new = _render(tail_text + (f"\n{fence}" if fence else ""))
+        commit, split = 0, (_last_break(tail_text) if fence is None else 0)
+        if split:
+            block_html = _render(tail_text[:split])
+            # Only when the tail's render really is the finished blocks' render followed by the rest's.
+            if new.startswith(block_html + "\n"):
+                commit = len(block_html) + 1
+                self.committed += split
+        old, keep = self.tail_html, 0
+        limit = min(len(old), len(new))
+        while keep < limit and old[keep] == new[keep]:
+            keep += 1
+        if commit == 0 and keep == len(old) == len(new):
+            return None
+        self.tail_html = new[commit:]
+        return f"{keep}\n{commit}\n{new[keep:]}"

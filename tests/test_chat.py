@@ -6,7 +6,8 @@ import re
 import pytest
 
 from chatbot.llm import Unavailable
-from support import HTMX, finish_reply, parse_events, start_conversation, stored_conversations, stream_url
+from chatbot.render import render_markdown
+from support import HTMX, assemble, finish_reply, parse_events, start_conversation, stored_conversations, stream_url
 
 
 class FakeLLMThatMustNotRun:
@@ -70,7 +71,7 @@ def test_htmx_send_answers_user_bubble_and_streaming_reply(client):
     assert 'data-status="streaming"' in response.text
     assert 'sse-connect="/c/' in response.text and 'sse-close="done"' in response.text
     # Screen readers hear the finished reply once, not every token as it streams.
-    assert 'class="content streaming" aria-hidden="true"' in response.text
+    assert 'class="content markdown streaming" aria-hidden="true"' in response.text
 
 
 @pytest.mark.model
@@ -83,14 +84,14 @@ def test_stream_sends_tokens_then_rendered_reply_title_and_done(client, app):
     kinds = [kind for kind, _ in events]
     assert kinds[0] == "sidebar", "the conversation is listed while the model starts"
     assert f'data-conversation-id="{cid}"' in events[0][1]
-    assert kinds.count("token") >= 2, "the reply should arrive in several pieces"
+    assert kinds.count("render") >= 2, "the reply should arrive in several pieces"
     assert kinds[-3:] == ["final", "title", "done"]
-    streamed = html.unescape("".join(data for kind, data in events if kind == "token"))
+    streamed = assemble(data for kind, data in events if kind == "render")
 
     [conversation] = stored_conversations(app)
     reply = conversation["messages"][1]
     assert reply["status"] == "done"
-    assert reply["content"] == streamed
+    assert str(render_markdown(reply["content"])) == streamed
     final = dict(events)["final"]
     assert 'data-status="done"' in final and 'class="content markdown"' in final
     title_event = dict(events)["title"]
@@ -116,7 +117,7 @@ def test_the_reply_completes_when_the_client_goes_away(client, app):
     response = client.get(stream_url(cid, mid), buffered=False)
     chunks = iter(response.response)
     received = [next(chunks) for _ in range(3)]
-    assert any(b"event: token" in chunk for chunk in received)
+    assert any(b"event: render" in chunk for chunk in received)
     response.close()  # what the server sees when the browser goes away
 
     app.extensions["replies"].wait_for_jobs(60)

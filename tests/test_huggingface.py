@@ -57,7 +57,7 @@ def test_reply_streams_through_the_inference_client(app):
     cid, mid = start_conversation(client, "Name three colours.")
     events = finish_reply(client, cid, mid)
     kinds = [kind for kind, _ in events]
-    assert kinds.count("token") >= 2
+    assert kinds.count("render") >= 2
     assert kinds[-3:] == ["final", "title", "done"]
     [conversation] = stored_conversations(app)
     assert conversation["messages"][1]["status"] == "done"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from support import FakeModelServer, Gunicorn, HttpChat, read_events
+from chatbot.render import render_markdown
+from support import FakeModelServer, Gunicorn, HttpChat, assemble, read_events
 
 pytestmark = [pytest.mark.redis, pytest.mark.gunicorn]
 
@@ -53,17 +54,18 @@ def stored_reply(data, cid, mid):
 
 
 def read_until(response, name=None, count=None):
-    """Read events until one named `name` (included) or `count` token events; return them."""
+    """Read events until one named `name` (included) or `count` render events; return them."""
     got = []
     for event in read_events(response):
         got.append(event)
-        if event.name == name or (count and sum(e.name == "token" for e in got) >= count):
+        if event.name == name or (count and sum(e.name == "render" for e in got) >= count):
             break
     return got
 
 
-def tokens(events):
-    return "".join(event.text for event in events if event.name == "token")
+def shown(events):
+    """The reply's HTML as a page builds it from these events."""
+    return assemble(event.data for event in events if event.name == "render")
 
 
 def test_sent_through_one_instance_streamed_whole_through_the_other(instances, fake_model):
@@ -74,9 +76,9 @@ def test_sent_through_one_instance_streamed_whole_through_the_other(instances, f
         events = read_until(response, "done")
     names = [event.name for event in events]
     assert names[0] == "sidebar" and names[-1] == "done" and "final" in names
-    ids = [event.id for event in events if event.name == "token"]
+    ids = [event.id for event in events if event.name == "render"]
     assert all(ids) and len(set(ids)) == len(ids), "every piece has an id of its own"
-    assert tokens(events) == fake_model.text
+    assert shown(events) == str(render_markdown(fake_model.text))
     assert stored_reply(data, cid, mid)["content"] == fake_model.text
     assert stored_reply(data, cid, mid)["status"] == "done"
 
@@ -90,7 +92,8 @@ def test_a_stream_resumes_on_the_other_instance_with_no_gap_or_duplicate(instanc
     last_id = [event.id for event in before if event.id][-1]
     with chat.at(second.url).stream(cid, mid, last_event_id=last_id) as response:
         after = read_until(response, "done")
-    assert tokens(before) + tokens(after) == fake_model.text
+    render_events = [event.data for event in before + after if event.name == "render"]
+    assert assemble(render_events) == str(render_markdown(fake_model.text)), "no gap, no duplicate"
     assert stored_reply(data, cid, mid)["content"] == fake_model.text
 
 
@@ -99,13 +102,13 @@ def test_stop_through_the_other_instance_stops_the_job(instances, fake_model):
     chat = HttpChat(first.url)
     cid, mid = chat.start("Tell me something long.")
     with chat.at(second.url).stream(cid, mid) as response:
-        shown = read_until(response, count=5)
+        seen = read_until(response, count=5)
         assert chat.at(second.url).stop(cid, mid).status_code == 204
-        shown += read_until(response, "done")
+        seen += read_until(response, "done")
     reply = stored_reply(data, cid, mid)
     assert reply["status"] == "stopped"
     assert fake_model.text.startswith(reply["content"]) and len(reply["content"]) < len(fake_model.text)
-    final = next(event for event in shown if event.name == "final")
+    final = next(event for event in seen if event.name == "final")
     assert 'data-status="stopped"' in final.data
 
 
@@ -115,17 +118,17 @@ def test_redis_down_mid_reply_is_a_clear_error_and_nothing_is_lost(instances, fa
     cid, mid = chat.start("Tell me something long.")
     try:
         with chat.stream(cid, mid) as response:
-            shown = read_until(response, count=5)
+            seen = read_until(response, count=5)
             redis_server.kill()
-            shown += read_until(response, "done")
-        final = next(event for event in shown if event.name == "final")
+            seen += read_until(response, "done")
+        final = next(event for event in seen if event.name == "final")
         assert "Live updates are unavailable" in final.data or "Live replies are unavailable" in final.data
         deadline = time.monotonic() + 15
         while stored_reply(data, cid, mid)["status"] == "streaming" and time.monotonic() < deadline:
             time.sleep(0.2)
         reply = stored_reply(data, cid, mid)
         assert reply["status"] == "error" and "Live replies are unavailable" in reply["error"]
-        assert reply["content"].startswith(tokens(shown)[:20]) and fake_model.text.startswith(reply["content"])
+        assert reply["content"] and fake_model.text.startswith(reply["content"])
     finally:
         redis_server.restart()
 

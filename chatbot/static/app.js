@@ -122,15 +122,37 @@
     if ((type === "sidebar" || type === "title") && search && search.value.trim() !== "") event.preventDefault();
   });
 
-  // A reply's stream resumes where it left off. The browser's own reconnection sends
-  // Last-Event-ID; when htmx opens a new EventSource instead (after an error), the
-  // stream's URL says the last event seen, so nothing is shown twice or skipped.
-  document.addEventListener("htmx:sseMessage", function (event) {
-    var id = event.detail && event.detail.lastEventId;
+  // A streaming reply's Markdown arrives as patches of its rendered HTML (chatbot/render.py,
+  // LiveMarkdown): "<keep>\n<commit>\n<html>" keeps the first <keep> characters of the tail's
+  // HTML, appends <html>, then moves the first <commit> characters into the finished blocks.
+  function applyRenderPatch(content, patch) {
+    var first = patch.indexOf("\n");
+    var second = patch.indexOf("\n", first + 1);
+    var keep = Number(patch.slice(0, first));
+    var commit = Number(patch.slice(first + 1, second));
+    var tail = (content.liveTail || "").slice(0, keep) + patch.slice(second + 1);
+    if (commit) {
+      content.querySelector(".live-blocks").insertAdjacentHTML("beforeend", tail.slice(0, commit));
+      tail = tail.slice(commit);
+    }
+    content.liveTail = tail;
+    content.querySelector(".live-tail").innerHTML = tail;
+  }
+
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    var message = event.detail;
+    // A reply's stream resumes where it left off. The browser's own reconnection sends
+    // Last-Event-ID; when htmx opens a new EventSource instead (after an error), the
+    // stream's URL says the last event seen, so nothing is shown twice or skipped.
     var source = event.target.closest && event.target.closest("[sse-connect]");
-    if (!id || !source) return;
-    var url = source.getAttribute("sse-connect").split("?")[0];
-    source.setAttribute("sse-connect", url + "?after=" + encodeURIComponent(id));
+    if (message.lastEventId && source) {
+      var url = source.getAttribute("sse-connect").split("?")[0];
+      source.setAttribute("sse-connect", url + "?after=" + encodeURIComponent(message.lastEventId));
+    }
+    if (message.type === "render") {
+      event.preventDefault();
+      applyRenderPatch(event.target, message.data);
+    }
   });
 
   document.addEventListener("htmx:load", function (event) {

@@ -14,6 +14,7 @@ from .app import CLEARED_ENVIRONMENT, TEST_SETTINGS, FakeLLM, as_guest, build_ap
 from .browser import CHROMIUM, CHROMIUM_ARGS, close_page, open_page
 from .events import (
     HTMX,
+    assemble,
     finish_reply,
     finished_conversation,
     open_stream_at_first_token,
@@ -49,6 +50,7 @@ __all__ = [
     "RedisServer",
     "S3Server",
     "as_guest",
+    "assemble",
     "bucket_name",
     "build_app",
     "child_pids",

@@ -48,12 +48,22 @@ def finished_conversation(client, text="Hello there"):
 
 
 def open_stream_at_first_token(client, cid, mid):
-    """Open the reply's stream unbuffered and read up to its first token; return (chunks read, the rest).
+    """Open the reply's stream unbuffered and read up to its first text; return (chunks read, the rest).
 
     The rest is an iterator over the stream's remaining chunks; leaving it unread is a client that went away.
     """
     chunks = iter(client.get(stream_url(cid, mid), buffered=False).response)
     received = [next(chunks)]
-    while b"event: token" not in received[-1]:
+    while b"event: render" not in received[-1]:
         received.append(next(chunks))
     return received, chunks
+
+
+def assemble(patches):
+    """The HTML a page builds from a reply's render events' data, as app.js applies them (see LiveMarkdown)."""
+    blocks, tail = "", ""
+    for patch in patches:
+        keep, commit, html = patch.split("\n", 2)
+        tail = tail[: int(keep)] + html
+        blocks, tail = blocks + tail[: int(commit)], tail[int(commit) :]
+    return blocks + tail

@@ -1,7 +1,6 @@
 """Chatting with a running server over real HTTP, as the page's htmx does: a session cookie, the CSRF
 header, and the reply's event stream read as it arrives (for gunicorn instances and benchmarks)."""
 
-import html
 import re
 
 import requests
@@ -12,11 +11,6 @@ class SSEEvent:
 
     def __init__(self, event_id, name, data):
         self.id, self.name, self.data = event_id, name, data
-
-    @property
-    def text(self):
-        """A token event's text as the page shows it (the data is HTML-escaped)."""
-        return html.unescape(self.data)
 
     def __repr__(self):
         return f"SSEEvent({self.id!r}, {self.name!r}, {self.data[:40]!r})"

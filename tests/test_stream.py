@@ -1,0 +1,110 @@
+"""The reply's event stream through the test client: framing, ids, resume, attaching late, no JavaScript.
+
+The model is FakeLLM (a fake that yields known pieces): what is tested is how the app frames and replays
+them, so the exact text must be known.
+"""
+
+import re
+
+from chatbot.render import render_markdown
+from support import HTMX, FakeLLM, assemble, start_conversation, stored_conversations, stream_url
+
+TRICKY = [
+    "plain ",
+    "cr\ronly ",
+    "crlf\r\nline ",
+    "two\n\nparagraphs ",
+    "event: done\n",
+    "data: forged\n\n",
+    "id: 9\n",
+    "end",
+]
+
+
+def sse_events(body):
+    """(id, name, data) of each event in a text/event-stream body, parsed as a browser does (comments skipped)."""
+    found = []
+    for block in body.split("\n\n"):
+        event_id, name, data = None, "message", []
+        for line in block.split("\n"):
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "id":
+                event_id = value
+            elif field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+        if data:
+            found.append((event_id, name, "\n".join(data)))
+    return found
+
+
+def shown(found):
+    """The reply's HTML as a page builds it from the render events."""
+    return assemble(data for _, name, data in found if name == "render")
+
+
+def test_any_model_text_arrives_intact_and_cannot_forge_an_event(make_app):
+    app = make_app()
+    app.extensions["llm"] = FakeLLM(pieces=TRICKY)
+    client = app.test_client()
+    cid, mid = start_conversation(client)
+    body = client.get(stream_url(cid, mid)).text
+    assert "\r" not in body, "a bare carriage return would end an SSE line"
+    found = sse_events(body)
+    assert [name for _, name, _ in found].count("done") == 1 and found[-1][1] == "done"
+    assert stored_conversations(app)[0]["messages"][1]["content"] == "".join(TRICKY)
+    assert shown(found) == str(render_markdown("".join(TRICKY)))
+
+
+def test_every_event_has_an_increasing_id_and_resuming_gives_exactly_the_rest(client, app):
+    app.extensions["llm"] = FakeLLM(pieces=[f"p{number} " for number in range(20)])
+    cid, mid = start_conversation(client)
+    whole = sse_events(client.get(stream_url(cid, mid)).text)
+    ids = [int(event_id) for event_id, _, _ in whole]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert shown(whole) == str(render_markdown("".join(f"p{number} " for number in range(20))))
+    for cut in range(len(whole) - 1):
+        resumed = sse_events(client.get(stream_url(cid, mid), headers={"Last-Event-ID": whole[cut][0]}).text)
+        assert [event_id for event_id, _, _ in whole[: cut + 1] + resumed] == [event_id for event_id, _, _ in whole]
+    # The page's own fallback when htmx opens a new EventSource: ?after= in the URL.
+    resumed = sse_events(client.get(stream_url(cid, mid) + f"?after={whole[1][0]}").text)
+    assert shown(whole[:2] + resumed) == shown(whole)
+
+
+def test_a_page_opened_mid_reply_attaches_to_the_reply(client, app):
+    cid, mid = start_conversation(client)
+    page = client.get(f"/c/{cid}").text
+    # Either still streaming (attaches to the stream) or already done (rendered): never lost, never twice.
+    streaming = re.search(r'sse-connect="([^"]+)"', page)
+    if streaming:
+        assert streaming.group(1).startswith(stream_url(cid, mid))
+    else:
+        assert 'data-status="done"' in page
+
+
+def test_two_readers_of_one_reply_see_the_same_events(client, app):
+    app.extensions["llm"] = FakeLLM(pieces=[f"w{number} " for number in range(10)])
+    cid, mid = start_conversation(client)
+    first = sse_events(client.get(stream_url(cid, mid)).text)
+    second = sse_events(client.get(stream_url(cid, mid), headers={"Last-Event-ID": "0"}).text)
+    assert shown(first) == shown(second) == str(render_markdown("".join(f"w{number} " for number in range(10))))
+
+
+def test_without_javascript_the_post_waits_for_the_reply(client, app):
+    response = client.post("/new", data={"text": "Hello without JavaScript"})
+    assert response.status_code == 303
+    reply = stored_conversations(app)[0]["messages"][1]
+    assert reply["status"] == "done" and reply["content"] == "Hello from a fake model."
+
+
+def test_stop_without_javascript_redirects_back(client, app):
+    cid, mid = start_conversation(client)
+    response = client.post(f"/c/{cid}/messages/{mid}/stop")
+    assert response.status_code == 303 and response.headers["Location"].startswith(f"/c/{cid}")
+
+
+def test_a_missing_reply_is_a_404_before_any_stream(client):
+    cid, _ = start_conversation(client)
+    assert client.get(stream_url(cid, "A" * 16), headers=HTMX).status_code == 404
