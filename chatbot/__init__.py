@@ -5,7 +5,7 @@ import os
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import config, htmx, live, llm, logs, replies, storage
+from . import assets, config, htmx, live, llm, logs, replies, storage
 from .conversations import MAX_TITLE_CHARS, NotFound, display_title
 
 csrf = CSRFProtect()
@@ -38,6 +38,7 @@ def create_app(test_config=None):
     llm.init_app(app)
     live.init_app(app)
     replies.init_app(app)
+    assets.init_app(app)  # static files under hashed names through WhiteNoise; pages compressed
 
     from . import auth, chat, limits, security, sidebar
 

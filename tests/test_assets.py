@@ -1,0 +1,69 @@
+"""What the browser downloads: pages and static files compressed, static files under hashed names cached for
+good, and the reply's event stream never compressed (it must reach the browser piece by piece)."""
+
+import gzip
+import re
+
+import brotli
+import pytest
+
+from chatbot.assets import hashed_name
+from support import start_conversation, stream_url
+
+DECODE = {"br": brotli.decompress, "gzip": gzip.decompress}
+
+
+def static_urls(html):
+    """The static files a page links: stylesheets, scripts, icons."""
+    return re.findall(r'(?:href|src)="(/static/[^"]+)"', html)
+
+
+@pytest.mark.parametrize("encoding", ["br", "gzip"])
+def test_pages_are_compressed_as_the_browser_accepts(client, encoding):
+    plain = client.get("/new").text
+    response = client.get("/new", headers={"Accept-Encoding": encoding})
+    assert response.headers["Content-Encoding"] == encoding
+    assert "Accept-Encoding" in response.headers["Vary"]
+    assert DECODE[encoding](response.data).decode() == plain
+    assert len(response.data) < len(plain) / 2
+
+
+def test_a_client_that_accepts_no_compression_gets_plain_html(client):
+    response = client.get("/new", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in response.headers
+    assert "How can I help?" in response.text
+
+
+@pytest.mark.parametrize("encoding", ["br", "gzip"])
+def test_static_files_have_hashed_names_are_precompressed_and_cached_for_good(client, encoding):
+    urls = static_urls(client.get("/new").text)
+    kinds = {url.rsplit(".", 1)[1] for url in urls}
+    assert {"css", "js", "svg"} <= kinds
+    for url in urls:
+        response = client.get(url, headers={"Accept-Encoding": encoding})
+        assert response.status_code == 200, url
+        assert response.headers["Content-Encoding"] == encoding, url
+        assert response.headers["Cache-Control"] == "max-age=315360000, public, immutable", url
+        name = url.rsplit("/", 1)[1]
+        plain_url = url.replace(name, re.sub(r"\.[0-9a-f]{10}(?=\.\w+$)", "", name))
+        plain = client.get(plain_url)
+        # The hash is the content's: the hashed name serves exactly the file of the plain name.
+        assert DECODE[encoding](response.data) == plain.data
+        assert name == hashed_name(plain_url.rsplit("/", 1)[1], plain.data)
+
+
+def test_plain_static_names_are_cached_briefly(client):
+    response = client.get("/static/app.css")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "max-age=60, public"
+
+
+def test_the_event_stream_is_never_compressed(client):
+    cid, mid = start_conversation(client)
+    response = client.get(stream_url(cid, mid), headers={"Accept-Encoding": "gzip, br, zstd, deflate"}, buffered=False)
+    assert response.mimetype == "text/event-stream"
+    assert "Content-Encoding" not in response.headers
+    first = next(iter(response.response))
+    assert first.startswith((b"event:", b"id:", b":", b"retry:"))  # readable text, at once
+    body = first + b"".join(response.response)
+    assert b"event: done" in body
