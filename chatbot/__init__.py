@@ -48,6 +48,9 @@ def create_app(test_config=None):
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(sidebar.bp)
+    from . import share
+
+    app.register_blueprint(share.bp)
     from . import account, ops
 
     app.register_blueprint(ops.bp)

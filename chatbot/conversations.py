@@ -320,6 +320,30 @@ class Conversations:
         self._index_upsert(conversation)
         return conversation, reply
 
+    def start_copy(self, title, model, messages):
+        """Create a conversation holding finished copies of messages ({role, content, model}); return it.
+
+        "Continue this chat" on a shared snapshot: the copy is the visitor's own, with new ids.
+        """
+        if self.max_conversations is not None and len(self.index()) >= self.max_conversations:
+            raise CapReached(f"You have {self.max_conversations:,} conversations, the most allowed. "
+                             "Delete some to start a new one.")
+        stamp = now()
+        conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp, title=title,
+                                    title_source="auto" if title else None)
+        conversation.messages = [Message(id=new_id(), role=message["role"], content=message["content"],
+                                         created_at=stamp, model=message.get("model"))
+                                 for message in messages if message.get("role") in ("user", "assistant")]
+
+        def create(existing):
+            if existing is not None:
+                raise RuntimeError("conversation id collision")
+            return conversation.to_dict()
+
+        update_json(self.store, self._key(conversation.id), create)
+        self._index_upsert(conversation)
+        return conversation
+
     def add_exchange(self, cid, text, model):
         """Append the user's text and its streaming reply; return (conversation, reply)."""
         def add(conversation):

@@ -10,6 +10,7 @@ from . import htmx, limits
 from .auth import current_conversations, user_required
 from .conversations import INDEX_PAGE, MAX_TITLE_CHARS, NotFound
 from .llm import get_llm
+from .shares import Shares
 
 bp = Blueprint("sidebar", __name__, url_prefix="/sidebar")
 
@@ -138,6 +139,7 @@ def delete(cid):
     if request.method == "GET":
         return render_template("delete.html", entry=_entry_to_delete(conversations, cid))
     conversations.delete(cid)
+    Shares(conversations.store, conversations.uid).revoke_conversation(cid)  # its links go with it (README)
     if not htmx.is_htmx():
         return redirect(url_for("chat.index"), 303)
     # When the deleted conversation is the one on screen, the pane becomes a new chat.

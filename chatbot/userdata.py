@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from zipstream import ZipStream
 
 from .conversations import is_valid_id
+from .shares import Shares
 from .storage import read_json
 
 
@@ -60,7 +61,8 @@ def conversation_keys(store, uid):
 
 
 def delete_user_data(store, uid):
-    """Delete every conversation of uid, then its index; return how many conversations went."""
+    """Delete every conversation of uid (and revoke its share links), then its index; return how many went."""
+    Shares(store, uid).revoke_all()
     keys = conversation_keys(store, uid)
     for key in keys:
         store.delete(key)

@@ -1,0 +1,74 @@
+"""Blueprint "share": read-only links to a snapshot of a conversation (the domain is in shares.py).
+
+The owner makes and revokes links on the conversation's share page (or on
+/shares, every link at once). The link, /s/<share id>, is a plain server-rendered
+page that loads no script: anyone who has it reads the snapshot and nothing
+else, and may copy it into their own conversations to go on with it.
+Everything here is a link or a form, so it all works without JavaScript.
+"""
+
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
+
+from .auth import current_conversations, current_uid, user_required
+from .shares import Shares, read_snapshot
+from .storage import get_store
+
+bp = Blueprint("share", __name__)
+
+
+def _shares():
+    return Shares(get_store(), current_uid())
+
+
+@bp.get("/c/<cid>/share")
+@user_required
+def manage(cid):
+    """The share page of one of your conversations: make a link, see and revoke its links."""
+    conversation = current_conversations().get(cid)  # someone else's conversation is a 404
+    return render_template("share.html", conversation=conversation, links=_shares().links(cid),
+                           created=request.args.get("created"))
+
+
+@bp.post("/c/<cid>/share")
+@user_required
+def create(cid):
+    """Make a new link to a snapshot of the conversation as it is now."""
+    conversation = current_conversations().get(cid)
+    entry = _shares().create(conversation)
+    return redirect(url_for("share.manage", cid=cid, created=entry["id"]), 303)
+
+
+@bp.get("/shares")
+@user_required
+def links():
+    """Every link you made, to revoke them."""
+    return render_template("shares.html", links=_shares().links())
+
+
+@bp.post("/s/<sid>/revoke")
+@user_required
+def revoke(sid):
+    """Revoke one of your links: it is a 404 from now on."""
+    entry = _shares().revoke(sid)  # not yours, or gone: 404
+    if request.form.get("back") == "conversation":
+        return redirect(url_for("share.manage", cid=entry["cid"]), 303)
+    return redirect(url_for("share.links"), 303)
+
+
+@bp.get("/s/<sid>")
+def snapshot(sid):
+    """The shared snapshot, for anyone with the link: no sidebar, no composer, no scripts, not indexed."""
+    response = make_response(render_template("shared.html", snapshot=read_snapshot(get_store(), sid), sid=sid))
+    # Revoking must take effect at once, and the page carries a CSRF token: no shared cache may keep it.
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@bp.post("/s/<sid>/continue")
+@user_required
+def continue_chat(sid):
+    """Copy the snapshot into the visitor's own conversations (a guest's too) and open the copy."""
+    shared = read_snapshot(get_store(), sid)
+    conversation = current_conversations().start_copy(shared.get("title"), shared["model"], shared["messages"])
+    return redirect(url_for("chat.conversation", cid=conversation.id), 303)

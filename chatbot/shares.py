@@ -1,0 +1,112 @@
+"""Shared snapshots of conversations: read-only links that anyone who has them can read.
+
+Keys (in the same Store as the conversations, so on S3 in production):
+    shares/{sid}.json        {id, uid, cid, created_at, title, model, messages: [{role, content, model}]}
+    users/{uid}/shares.json  [{id, cid, title, created_at}], newest first: the owner's links
+
+A snapshot is a copy made when the link is made, so it never changes when the
+conversation does. Its id is random (128 bits from `secrets`) and has nothing
+to do with the conversation's id, so a link tells nothing about anything else.
+Who may revoke a link is what the owner's list says: the list moves with the
+rest of a guest's data when the guest signs up (auth.move_conversations).
+Deleting a conversation revokes its links; deleting all of a user's data
+revokes all of them (see the README, "Sharing").
+"""
+
+import re
+import secrets
+
+from .conversations import NotFound, now
+from .storage import read_json, update_json
+
+SHARE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def new_share_id():
+    """A random, URL-safe share id of 22 characters (a conversation's id has 16)."""
+    return secrets.token_urlsafe(16)
+
+
+def is_share_id(value):
+    """True when value has the shape of a share id."""
+    return bool(SHARE_ID_PATTERN.fullmatch(value or ""))
+
+
+def _share_key(sid):
+    if not is_share_id(sid):
+        raise NotFound(sid)
+    return f"shares/{sid}.json"
+
+
+def read_snapshot(store, sid):
+    """The snapshot a link shows, or NotFound (never made, or revoked)."""
+    document, _ = read_json(store, _share_key(sid))
+    if document is None:
+        raise NotFound(sid)
+    return document
+
+
+def snapshot_of(conversation, sid, uid):
+    """The document a share of conversation stores: what was said so far, no ids of messages or states."""
+    messages = [{"role": message.role, "content": message.content, "model": message.model}
+                for message in conversation.messages if message.content]
+    return {"id": sid, "uid": uid, "cid": conversation.id, "created_at": now(), "title": conversation.title,
+            "model": conversation.model, "messages": messages}
+
+
+class Shares:
+    """One user's share links in a Store."""
+
+    def __init__(self, store, uid):
+        self.store = store
+        self.uid = uid
+
+    def _index_key(self):
+        return f"users/{self.uid}/shares.json"
+
+    def links(self, cid=None):
+        """The user's links, newest first; with cid, only that conversation's."""
+        entries, _ = read_json(self.store, self._index_key())
+        return [entry for entry in entries or [] if cid is None or entry["cid"] == cid]
+
+    def create(self, conversation):
+        """Make a new link to a snapshot of conversation (which the caller read as this user's); return its entry."""
+        sid = new_share_id()
+        snapshot = snapshot_of(conversation, sid, self.uid)
+        entry = {"id": sid, "cid": conversation.id, "title": conversation.title, "created_at": snapshot["created_at"]}
+        # The list first: a crash in between leaves a listed link that shows nothing (and can be revoked),
+        # never a readable snapshot its owner cannot see or revoke.
+        update_json(self.store, self._index_key(), lambda entries: [entry] + (entries or []))
+
+        def create(existing):
+            if existing is not None:  # 128 random bits collided: never overwrite someone's snapshot
+                raise RuntimeError("share id collision")
+            return snapshot
+
+        update_json(self.store, _share_key(sid), create)
+        return entry
+
+    def revoke(self, sid):
+        """Delete link sid of this user (its snapshot first); return its entry, or NotFound when it is not theirs."""
+        entry = next((entry for entry in self.links() if entry["id"] == sid), None)
+        if entry is None:
+            raise NotFound(sid)
+        self.store.delete(_share_key(sid))
+        update_json(self.store, self._index_key(),
+                    lambda entries: [kept for kept in entries or [] if kept["id"] != sid])
+        return entry
+
+    def revoke_conversation(self, cid):
+        """Revoke every link to conversation cid (it is being deleted); return how many."""
+        return self._revoke_all(self.links(cid))
+
+    def revoke_all(self):
+        """Revoke every link of this user (their data is being deleted); return how many."""
+        count = self._revoke_all(self.links())
+        self.store.delete(self._index_key())
+        return count
+
+    def _revoke_all(self, entries):
+        for entry in entries:
+            self.revoke(entry["id"])
+        return len(entries)
