@@ -15,10 +15,12 @@ MARKDOWN_REPLY = (
     + "Reading a file is one of the first things most programs do. " * 4
     + "\n\nThere are three common ways:\n\n- `open()` with a `with` block\n- `pathlib.Path.read_text()`\n"
     "- the `fileinput` module, for many files\n\n```python\nfrom pathlib import Path\n\n"
-    "def read_lines(name):\n    with open(name, encoding='utf-8') as file:\n        return [line.rstrip() for line in file]\n\n"
+    "def read_lines(name):\n    with open(name, encoding='utf-8') as file:\n"
+    "        return [line.rstrip() for line in file]\n\n"
     "print(Path('notes.txt').read_text())\n```\n\n| way | best for |\n|---|---|\n| open() | large files |\n"
     "| read_text() | small files |\n| fileinput | many files |\n\n"
-    + "Whichever you choose, say the encoding explicitly, so the program behaves the same everywhere. " * 5
+    + "Whichever you choose, say the encoding explicitly, so the program behaves the same everywhere. "
+    * 5
 )
 ROUNDS = 10
 
@@ -30,8 +32,12 @@ def pieces_of(text, size=4):
 
 def model_settings(fake):
     """The settings that send the app's replies to a fake model server."""
-    return {"LLM_BACKEND": "huggingface", "HF_BASE_URL": fake.url, "CHATBOT_MODELS": "fake-model",
-            "MAX_REPLIES_AT_ONCE": "1000"}
+    return {
+        "LLM_BACKEND": "huggingface",
+        "HF_BASE_URL": fake.url,
+        "CHATBOT_MODELS": "fake-model",
+        "MAX_REPLIES_AT_ONCE": "1000",
+    }
 
 
 def read_until(response, name):
@@ -59,9 +65,15 @@ def stop_latency(servers):
                     read_until(response, "final")
                     latencies.append((time.perf_counter() - pressed) * 1000)
     typical = median(latencies)
-    return [Row("Stop latency (Stop pressed → stopped reply on the stream)", f"{typical:.0f} ms (max {max(latencies):.0f})",
-                "≤ 250 ms", typical <= 250,
-                f"median of {ROUNDS}; gunicorn, a fake model server writing a piece every 20 ms; includes the save")]
+    return [
+        Row(
+            "Stop latency (Stop pressed → stopped reply on the stream)",
+            f"{typical:.0f} ms (max {max(latencies):.0f})",
+            "≤ 250 ms",
+            typical <= 250,
+            f"median of {ROUNDS}; gunicorn, a fake model server writing a piece every 20 ms; includes the save",
+        )
+    ]
 
 
 @benchmark("resume")
@@ -84,10 +96,16 @@ def resume(servers):
                     after = read_until(response, "done")
                 patches = [event.data for event in before + after if event.name == "render"]
                 identical += assemble(patches) == final
-    return [Row("Resume: what a reconnecting client assembles equals the final render", f"{identical} of {ROUNDS}",
-                f"{ROUNDS} of {ROUNDS}", identical == ROUNDS,
-                "cut after 3 to 30 events, resumed with Last-Event-ID; the patches assembled as app.js does, "
-                "compared byte for byte with render_markdown of the stored reply")]
+    return [
+        Row(
+            "Resume: what a reconnecting client assembles equals the final render",
+            f"{identical} of {ROUNDS}",
+            f"{ROUNDS} of {ROUNDS}",
+            identical == ROUNDS,
+            "cut after 3 to 30 events, resumed with Last-Event-ID; the patches assembled as app.js does, "
+            "compared byte for byte with render_markdown of the stored reply",
+        )
+    ]
 
 
 @benchmark("bytes")
@@ -101,15 +119,24 @@ def bytes_per_reply(servers):
                 body = b"".join(response.iter_content(chunk_size=None))
             events = list(read_events(_Body(body)))
     final_event = next(event for event in events if event.name == "final")
-    reply_bytes = sum(len(f"id: {event.id}\nevent: render\ndata: ".encode()) + len(event.data.encode()) + 2
-                      for event in events if event.name == "render")
+    reply_bytes = sum(
+        len(f"id: {event.id}\nevent: render\ndata: ".encode()) + len(event.data.encode()) + 2
+        for event in events
+        if event.name == "render"
+    )
     final_html = len(str(render_markdown(MARKDOWN_REPLY)).encode())
     ratio = reply_bytes / final_html
-    return [Row("Bytes sent per reply while it streams, against its final HTML",
-                f"{reply_bytes:,} B vs {final_html:,} B: {ratio:.2f}×", "≤ 3×", ratio <= 3,
-                f"a {len(MARKDOWN_REPLY):,}-character Markdown reply (prose, list, code, table) in "
-                f"{len(fake.pieces)} pieces at 40 a second; every render event with its SSE framing; the whole "
-                f"stream with sidebar, final and title events: {len(body):,} B (final event {len(final_event.data):,} B)")]
+    return [
+        Row(
+            "Bytes sent per reply while it streams, against its final HTML",
+            f"{reply_bytes:,} B vs {final_html:,} B: {ratio:.2f}×",
+            "≤ 3×",
+            ratio <= 3,
+            f"a {len(MARKDOWN_REPLY):,}-character Markdown reply (prose, list, code, table) in "
+            f"{len(fake.pieces)} pieces at 40 a second; every render event with its SSE framing; the whole "
+            f"stream with sidebar, final and title events: {len(body):,} B (final event {len(final_event.data):,} B)",
+        )
+    ]
 
 
 class _Body:
@@ -145,7 +172,13 @@ def storage_requests(servers):
         finally:
             S3Store._call = original
     reads, writes = calls.count("get_object"), calls.count("put_object")
-    return [Row("Storage requests per streamed reply on S3", f"{len(calls)} ({reads} reads, {writes} writes)",
-                "—", None,
-                f"a {seconds:.0f}-second reply of a new chat, from the send to the title: the partial text is "
-                "saved every 5 s; stop and resume cost no storage request (they go through the live backend)")]
+    return [
+        Row(
+            "Storage requests per streamed reply on S3",
+            f"{len(calls)} ({reads} reads, {writes} writes)",
+            "—",
+            None,
+            f"a {seconds:.0f}-second reply of a new chat, from the send to the title: the partial text is "
+            "saved every 5 s; stop and resume cost no storage request (they go through the live backend)",
+        )
+    ]
