@@ -148,6 +148,7 @@ def test_code_blocks_show_their_language_and_copy_their_code(page):
 
 def test_export_links_download_markdown_and_json(page):
     send(page, "Export me")
+    page.locator("#conversation-menu summary").click()  # the header's menu holds the exports
     with page.expect_download() as download:
         page.get_by_role("link", name="Export JSON").click()
     document = json.loads(open(download.value.path()).read())

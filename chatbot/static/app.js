@@ -1,10 +1,9 @@
 // The few behaviours htmx does not cover: Enter to send, a growing composer,
-// keeping the newest message in view, copy buttons, Escape, and the sidebar
-// drawer on small screens. No inline scripts: the page's CSP forbids them.
+// following a reply while the reader is at the end, copy buttons, Escape, the
+// conversation menu, and the sidebar drawer on small screens. No inline
+// scripts: the page's CSP forbids them.
 (function () {
   "use strict";
-
-  document.documentElement.classList.add("js");
 
   function composerText() {
     return document.getElementById("composer-text");
@@ -15,10 +14,56 @@
     textarea.style.height = Math.min(textarea.scrollHeight, 240) + "px";
   }
 
+  // Scrolling that respects the reader. The pane follows new text only while the reader is at its end;
+  // scrolled up, nothing moves and "Jump to latest" appears. Opening a conversation starts at its end.
+  // Which swaps change the messages does not matter here: any change inside #messages is watched.
+  var NEAR_END = 24; // pixels: rounding, and a last line half in view, still count as the end
+  var following = true;
+
+  function messagesPane() {
+    return document.getElementById("messages");
+  }
+
+  function atEnd(messages) {
+    return messages.scrollHeight - messages.scrollTop - messages.clientHeight <= NEAR_END;
+  }
+
+  function showJump(show) {
+    var button = document.getElementById("jump-latest");
+    if (button && button.hidden === show) button.hidden = !show;
+  }
+
   function scrollToEnd() {
-    var messages = document.getElementById("messages");
+    var messages = messagesPane();
+    following = true;
+    showJump(false);
     if (messages) messages.scrollTop = messages.scrollHeight;
   }
+
+  function messagesChanged() {
+    var messages = messagesPane();
+    if (!messages) return;
+    if (following) messages.scrollTop = messages.scrollHeight;
+    else showJump(!atEnd(messages));
+  }
+
+  // Scroll events do not bubble: listen in the capture phase, for whichever #messages is on screen.
+  document.addEventListener("scroll", function (event) {
+    if (event.target.id !== "messages") return;
+    following = atEnd(event.target);
+    showJump(!following);
+  }, true);
+
+  new MutationObserver(function (records) {
+    for (var i = 0; i < records.length; i++) {
+      var node = records[i].target;
+      if (node.nodeType !== 1) node = node.parentNode;
+      if (node && node.closest && node.closest("#messages")) {
+        messagesChanged();
+        return;
+      }
+    }
+  }).observe(document.documentElement, { childList: true, characterData: true, subtree: true });
 
   function flash(button, text) {
     var label = button.firstChild;
@@ -79,8 +124,12 @@
     }
     if (event.key === "Escape") {
       var form = target.closest && target.closest(".rename-form, .edit-form");
+      var menu = document.querySelector("details.menu[open]");
       if (form) {
         form.querySelector(".cancel").click();
+      } else if (menu) {
+        menu.open = false;
+        menu.querySelector("summary").focus();
       } else {
         closeSidebar();
       }
@@ -98,6 +147,8 @@
     if (form.id === "composer" && textarea && textarea.value.trim() === "") {
       event.preventDefault();
       document.getElementById("composer-error").innerHTML = '<p class="error">Type a message first.</p>';
+    } else if (form.id === "composer") {
+      scrollToEnd(); // whoever sends wants to see the message and its reply
     }
   });
 
@@ -158,8 +209,12 @@
   document.addEventListener("htmx:load", function (event) {
     decorateCodeBlocks(event.detail.elt);
   });
-  document.addEventListener("htmx:afterSwap", scrollToEnd);
-  document.addEventListener("htmx:sseMessage", scrollToEnd);
+  // A conversation opened (from the sidebar, New chat, or the back button) starts at its end. Other swaps
+  // (the sidebar's list, a rename, a reply's pieces) never scroll the pane by themselves.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "chat") scrollToEnd();
+  });
+  document.addEventListener("htmx:historyRestore", scrollToEnd);
   document.addEventListener("DOMContentLoaded", function () {
     decorateCodeBlocks(document);
     scrollToEnd();
@@ -167,9 +222,22 @@
 
   document.addEventListener("click", function (event) {
     var target = event.target;
+    if (target.closest("#jump-latest")) {
+      scrollToEnd();
+      messagesPane().focus({ preventScroll: true }); // the button hides: keep the focus near it
+      return;
+    }
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(target)) menu.open = false; // a click elsewhere closes the menu
+    });
     var codeButton = target.closest(".copy-code");
     if (codeButton) {
       copy(codeButton, codeButton.closest(".highlight").querySelector("code").innerText);
+      return;
+    }
+    var linkButton = target.closest(".copy-link");
+    if (linkButton) {
+      copy(linkButton, linkButton.getAttribute("data-url"));
       return;
     }
     var replyButton = target.closest(".copy-reply");
@@ -184,8 +252,8 @@
       var open = sidebar.classList.toggle("open");
       toggle.setAttribute("aria-expanded", String(open));
       if (open) sidebar.querySelector("a, input, button").focus();
-    } else if (target.closest("#conversation-list .entry-link, .new-chat")) {
-      closeSidebar();
+    } else if (target.closest("#conversation-list .entry-link, .new-chat") || !target.closest("#sidebar")) {
+      closeSidebar(); // a conversation chosen, or a tap outside the drawer (on its backdrop)
     }
   });
 })();

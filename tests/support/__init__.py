@@ -7,11 +7,11 @@
 - fake_model: a FAKE OpenAI-compatible model server that streams a known reply at a known pace
 - http_chat: chatting with a running server over HTTP as htmx does, reading the event stream as it comes
 - s3: moto's S3 server and bucket names; faultproxy: cut the network to a server and restore it
-- browser: Chromium's path and a page that collects console errors
+- browser: Chromium's path, a page that collects console errors, axe-core's violations
 """
 
 from .app import CLEARED_ENVIRONMENT, TEST_SETTINGS, FakeLLM, as_guest, build_app, guest_uid, stored_conversations
-from .browser import CHROMIUM, CHROMIUM_ARGS, close_page, open_page
+from .browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, close_page, open_page
 from .events import (
     HTMX,
     assemble,
@@ -51,6 +51,7 @@ __all__ = [
     "S3Server",
     "as_guest",
     "assemble",
+    "axe_violations",
     "bucket_name",
     "build_app",
     "child_pids",
