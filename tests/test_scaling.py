@@ -15,7 +15,7 @@ import pytest
 from chatbot.render import render_markdown
 from support import FakeModelServer, Gunicorn, HttpChat, assemble, read_events
 
-pytestmark = [pytest.mark.redis, pytest.mark.gunicorn]
+pytestmark = pytest.mark.gunicorn
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,7 @@ def shown(events):
     return assemble(event.data for event in events if event.name == "render")
 
 
+@pytest.mark.redis
 def test_sent_through_one_instance_streamed_whole_through_the_other(instances, fake_model):
     first, second, data = instances
     chat = HttpChat(first.url)
@@ -83,6 +84,7 @@ def test_sent_through_one_instance_streamed_whole_through_the_other(instances, f
     assert stored_reply(data, cid, mid)["status"] == "done"
 
 
+@pytest.mark.redis
 def test_a_stream_resumes_on_the_other_instance_with_no_gap_or_duplicate(instances, fake_model):
     first, second, data = instances
     chat = HttpChat(first.url)
@@ -97,6 +99,7 @@ def test_a_stream_resumes_on_the_other_instance_with_no_gap_or_duplicate(instanc
     assert stored_reply(data, cid, mid)["content"] == fake_model.text
 
 
+@pytest.mark.redis
 def test_stop_through_the_other_instance_stops_the_job(instances, fake_model):
     first, second, data = instances
     chat = HttpChat(first.url)
@@ -112,6 +115,7 @@ def test_stop_through_the_other_instance_stops_the_job(instances, fake_model):
     assert 'data-status="stopped"' in final.data
 
 
+@pytest.mark.redis
 def test_redis_down_mid_reply_is_a_clear_error_and_nothing_is_lost(instances, fake_model, redis_server):
     first, _, data = instances
     chat = HttpChat(first.url)
@@ -133,6 +137,7 @@ def test_redis_down_mid_reply_is_a_clear_error_and_nothing_is_lost(instances, fa
         redis_server.restart()
 
 
+@pytest.mark.redis
 def test_a_killed_instance_leaves_the_reply_interrupted_and_retry_works(instances, fake_model):
     first, second, data = instances
     fake_model.interval = 0.2  # a 12-second reply, so the instance dies in the middle of it
@@ -160,3 +165,35 @@ def test_a_killed_instance_leaves_the_reply_interrupted_and_retry_works(instance
         fake_model.interval = 0.05
         if not first.running():
             first.start()
+
+
+@pytest.fixture
+def lone_instance(tmp_path):
+    """One gunicorn instance with no Redis, whose model is a FAKE writing 40 pieces at 0.2 s (8 s a reply)."""
+    with FakeModelServer(pieces=[f"piece{number} " for number in range(40)], interval=0.2) as fake:
+        settings = {
+            "SECRET_KEY": secrets.token_hex(32),
+            "STORAGE_URL": f"file://{tmp_path}/data",
+            "LLM_BACKEND": "huggingface",
+            "HF_BASE_URL": fake.url,
+            "CHATBOT_MODELS": "fake-model",
+            "GRACEFUL_TIMEOUT": "15",
+        }
+        yield Gunicorn(settings), tmp_path / "data", fake
+
+
+@pytest.mark.parametrize("grace, outcome", [("15", "done"), ("5", "interrupted")])
+def test_sigterm_lets_a_reply_finish_within_the_grace_period_else_saves_it_interrupted(lone_instance, grace, outcome):
+    server, data, fake = lone_instance
+    server.settings["GRACEFUL_TIMEOUT"] = grace
+    with server:
+        chat = HttpChat(server.url)
+        cid, mid = chat.start("Tell me something long.")
+        time.sleep(1)
+        server.stop(seconds=30)  # SIGTERM, as a deploy or the daily restart sends
+    reply = stored_reply(data, cid, mid)
+    assert reply["status"] == outcome
+    if outcome == "done":
+        assert reply["content"] == fake.text
+    else:
+        assert reply["content"] and fake.text.startswith(reply["content"]) and "restarted" in reply["error"]
