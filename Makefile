@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install install-dev run lint test test-fast bench chromium redis-server wrk clean
+.PHONY: install install-dev run lint test test-fast bench lighthouse chromium redis-server wrk clean
 
 install: $(VENV)/.installed-app
 install-dev: $(VENV)/.installed-dev
@@ -59,8 +59,17 @@ test-fast: install-dev
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 
-bench: install-dev chromium wrk
+# Lighthouse 12 from npm (it runs on Node 20), in bench/node_modules, driving Debian's Chromium.
+LIGHTHOUSE := bench/node_modules/.bin/lighthouse
+$(LIGHTHOUSE):
+	cd bench && npm install --silent --no-save --no-package-lock --no-audit --no-fund lighthouse@12.8.2
+
+bench: install-dev chromium wrk $(LIGHTHOUSE)
 	$(BIN)/python -m bench
 
+# The four Lighthouse scores of / (phone and desktop presets), the app under gunicorn.
+lighthouse: install-dev chromium $(LIGHTHOUSE)
+	$(BIN)/python -m bench.lighthouse
+
 clean:
-	rm -rf $(VENV) instance .pytest_cache tests/node_modules
+	rm -rf $(VENV) instance .pytest_cache tests/node_modules bench/node_modules

@@ -1,4 +1,4 @@
-"""Take the README's screenshots (light, dark, phone) with Chromium: `.venv/bin/python docs/screenshots.py`."""
+"""The README's screenshots (light, dark, phone, a share link) with Chromium: `.venv/bin/python docs/screenshots.py`."""
 
 import os
 import sys
@@ -17,7 +17,7 @@ PROMPTS = ["Write a Python function that reverses a string.", "What is the capit
 
 
 def main():
-    """Chat twice, then photograph the conversation in each scheme and on a phone."""
+    """Chat twice, then photograph the conversation in each scheme and on a phone, and its share link."""
     app = build_app(Path(tempfile.mkdtemp()), LocalLLM(), MAX_TOKENS=160)
     with LiveServer(app) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -42,8 +42,16 @@ def main():
         phone.set_viewport_size({"width": 375, "height": 667})
         phone.goto(url)
         phone.screenshot(path=str(ROOT / "docs" / "screenshot-phone.png"))
+        page.emulate_media(color_scheme="light")
+        page.locator("#conversation-menu summary").click()
+        page.locator("#conversation-menu").get_by_role("link", name="Share").click()
+        page.get_by_role("button", name="Create a share link").click()
+        link = page.locator(".share-url").first.input_value()
+        reader = browser.new_context(viewport={"width": 1000, "height": 620}).new_page()  # someone with the link
+        reader.goto(link)
+        reader.screenshot(path=str(ROOT / "docs" / "screenshot-share.png"))
         browser.close()
-    for name in ("light", "dark", "phone"):
+    for name in ("light", "dark", "phone", "share"):
         path = ROOT / "docs" / f"screenshot-{name}.png"
         print(path.relative_to(ROOT), os.path.getsize(path), "bytes")
 
