@@ -207,10 +207,28 @@ def first_token(servers):
     llama_url = servers.llama_url
     settings = {"HF_TOKEN": "bench", "HF_BASE_URL": llama_url + "/v1", "CHATBOT_MODELS": "bench"}
     with bench_gunicorn(**settings, MAX_TOKENS=str(MAX_TOKENS)) as server:
-        page = servers.browser.new_page()
+        # The page's CSP forbids eval, which Playwright's waits use: bypassed for the harness, not the app's code.
+        page = servers.browser.new_page(bypass_csp=True)
         page.goto(server.url)
         blank = servers.browser.new_page()  # the app's CSP rightly forbids fetching another origin from its pages
         rounds = [one_round(number, page, blank, llama_url) for number in range(ROUNDS)]
         page.close()
         blank.close()
-    return rows(medians(rounds))
+        job_firsts = [
+            json.loads(line)["ttft_ms"]
+            for line in server.output().splitlines()
+            if line.startswith("{") and '"event": "reply"' in line and '"ttft_ms": null' not in line
+        ]
+    typical = medians(rounds)
+    new_chats = job_firsts[0::2]  # each round logs a new chat's reply, then a follow-up's
+    return rows(typical) + [
+        Row(
+            "Where the time goes: a new chat's first piece inside the app, from its job's start",
+            f"{median(new_chats):.0f} ms (the model called directly: {typical.direct_first:.0f} ms)",
+            "—",
+            None,
+            f"median of {len(new_chats)}, from the app's reply log lines (ttft_ms): the model itself answers later "
+            "while the browser works on the same 2 cores; the POST, the swap and the event stream's connection "
+            "happen in parallel with it",
+        )
+    ]
