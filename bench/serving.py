@@ -86,8 +86,9 @@ def load(servers):
     fake = fake_model.start()
     model_url = f"http://127.0.0.1:{fake.server_port}/v1"
     try:
-        with bench_gunicorn(HF_TOKEN="bench", HF_BASE_URL=model_url, CHATBOT_MODELS="bench",
-                            MAX_REPLIES_AT_ONCE="1000") as server:
+        with bench_gunicorn(
+            HF_TOKEN="bench", HF_BASE_URL=model_url, CHATBOT_MODELS="bench", MAX_REPLIES_AT_ONCE="1000"
+        ) as server:
             guest = Guest(server.port)
             page, stream = guest.start("hello")
             assert guest.read_stream(stream)

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.browser
 REPLY = (
     "## A heading\n\nSome **bold** text and a list:\n\n- first item\n- second item\n\n"
     "```python\ndef greet(name):\n    return 'hello ' + name\n```\n\n"
-    "| column | value |\n|---|---|\n| one | 1 |\n| two | 2 |\n\nThe end of the reply."
+    "| column | value |\n|---|---|\n| one | 1 |\n| two | 2 |\n\n"
+    # Time for the page to be looked at after the table, before the reply ends.
+    + "More text follows the table, so the test sees it while the reply streams. " * 8
+    + "\n\nThe end of the reply."
 )
 
 
