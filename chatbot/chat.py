@@ -33,6 +33,8 @@ READ_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10
 # After this long with no event, a stream checks storage: the reply may have ended elsewhere, or its job died.
 QUIET_CHECK_SECONDS = 10
+# A finished reply's log that stays silent this long (its title never came) ends its streams anyway.
+FINISHED_QUIET_SECONDS = 60
 # Without JavaScript the form post waits this long for the reply, then shows the conversation anyway.
 WAIT_SECONDS = 25
 LIVE_DOWN = "Live updates are unavailable right now. The reply goes on being saved: reload the page in a moment."
@@ -258,7 +260,7 @@ def _event_stream(body):
 def _follow(conversations, cid, mid, after):
     """Yield the reply's events after `after`, live, until done; heartbeats while quiet."""
     live, replies, key = get_live(), get_replies(), reply_key(cid, mid)
-    last_sent = last_event = time.monotonic()
+    last_sent = last_event = last_check = time.monotonic()
     try:
         while not replies.shutting_down:  # a stopping process lets the browser reconnect elsewhere
             found = live.read(key, after, timeout=READ_SECONDS)
@@ -269,11 +271,11 @@ def _follow(conversations, cid, mid, after):
                     return
             now = time.monotonic()
             if found:
-                last_sent = last_event = now
+                last_sent = last_event = last_check = now
                 continue
-            if now - last_event >= QUIET_CHECK_SECONDS:
-                last_event = now
-                ended = _ended_elsewhere(conversations, cid, mid)
+            if now - last_check >= QUIET_CHECK_SECONDS:
+                last_check = now
+                ended = _ended_elsewhere(conversations, cid, mid, quiet=now - last_event)
                 if ended:
                     yield from ended
                     return
@@ -288,13 +290,17 @@ def _follow(conversations, cid, mid, after):
         yield events.frame("done", "")  # deleted or edited away meanwhile, or storage is down: nothing to show
 
 
-def _ended_elsewhere(conversations, cid, mid):
-    """When the log is silent: the reply's end from storage, marking it interrupted if its job died."""
-    conversation = conversations.get(cid)
-    message = conversation.reply(mid)
-    if not message.finished and not message.is_running():
-        conversation = conversations.interrupt_dead_replies(cid)
-        message = conversation.reply(mid)
+def _ended_elsewhere(conversations, cid, mid, quiet):
+    """When the log is silent: the reply's end from storage, marking it interrupted if its job died.
+
+    A reply saved as finished may still be getting its title: its stream waits for the log's end,
+    unless the log is gone (a restarted process) or silent for FINISHED_QUIET_SECONDS.
+    """
+    message = conversations.get(cid).reply(mid)
     if not message.finished:
+        if message.is_running():
+            return None
+        conversations.interrupt_dead_replies(cid)  # its job died: say so now, and let Retry work
+    elif quiet < FINISHED_QUIET_SECONDS and get_live().read(reply_key(cid, mid)):
         return None
     return [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid), events.frame("done", "")]

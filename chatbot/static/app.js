@@ -206,6 +206,17 @@
     }
   });
 
+  // A reply's stream is over: its wrapper (the event source, the hidden sidebar target) goes, the
+  // finished message stays, so Retry or Regenerate replaces the message alone, never inside an old stream.
+  document.addEventListener("htmx:sseClose", function (event) {
+    var wrapper = event.target;
+    if (event.detail.type !== "message" || !wrapper.classList || !wrapper.classList.contains("reply-stream")) return;
+    setTimeout(function () { // after the extension has closed the source
+      var message = wrapper.querySelector("article.message");
+      if (message && wrapper.parentNode) wrapper.replaceWith(message);
+    }, 0);
+  });
+
   document.addEventListener("htmx:load", function (event) {
     decorateCodeBlocks(event.detail.elt);
   });
