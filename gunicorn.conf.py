@@ -17,8 +17,11 @@ if os.environ.get("REDIS_URL"):
 else:
     workers = 1
     if int(os.environ.get("WEB_CONCURRENCY") or 1) > 1:
-        print("gunicorn.conf.py: WEB_CONCURRENCY is ignored without REDIS_URL: one process serves the app, "
-              "since live replies are shared between processes only through Redis.", file=sys.stderr)
+        print(
+            "gunicorn.conf.py: WEB_CONCURRENCY is ignored without REDIS_URL: one process serves the app, "
+            "since live replies are shared between processes only through Redis.",
+            file=sys.stderr,
+        )
 # With gthread, the timeout covers a silent worker, not a long request.
 timeout = 120
 # On SIGTERM (a deploy, the daily restart) streams end at once (browsers reconnect elsewhere) and
@@ -39,8 +42,10 @@ def when_ready(server):
     import socket
 
     if server.num_workers > 1 and not os.environ.get("REDIS_URL"):
-        server.log.error("Several worker processes need REDIS_URL: a reply's live stream must reach the process "
-                         "that generates it. Set REDIS_URL, or run one process (-w 1).")
+        server.log.error(
+            "Several worker processes need REDIS_URL: a reply's live stream must reach the process "
+            "that generates it. Set REDIS_URL, or run one process (-w 1)."
+        )
         sys.exit(1)
     # An SSE reply is many small writes, each to be sent at once.
     for listener in server.LISTENERS:

@@ -102,8 +102,9 @@ def _register_error_pages(app):
             message = "Your message was not sent: conversations cannot be reached right now. Please retry."
             response = app.make_response((render_template("regions/composer_error.html", error=message), 503))
             return htmx.retarget(response, "#composer-error")
-        return error_page(503, "Conversations cannot be reached right now. Nothing was lost; "
-                               "please try again in a moment.")
+        return error_page(
+            503, "Conversations cannot be reached right now. Nothing was lost; please try again in a moment."
+        )
 
 
 def _register_commands(app):

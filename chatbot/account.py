@@ -33,8 +33,11 @@ def export():
     """Every conversation as JSON in one zip, streamed as it is read from storage."""
     archive = userdata.export_zip(get_store(), current_uid(), _username())
     name = f"chatbot-data-{datetime.now(timezone.utc):%Y-%m-%d}.zip"
-    return Response(archive, mimetype="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    return Response(
+        archive,
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
 
 
 @bp.route("/delete-conversations", methods=["GET", "POST"])
@@ -66,5 +69,6 @@ def delete_account():
             flash("Your account and its conversations are deleted.")
             return redirect(url_for("chat.index"))
     count = len(userdata.user_index(store, current_uid()))
-    return render_template("account.html", confirm="account", conversation_count=count,
-                           error=error), 400 if error else 200
+    return render_template(
+        "account.html", confirm="account", conversation_count=count, error=error
+    ), 400 if error else 200

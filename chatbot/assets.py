@@ -32,8 +32,16 @@ from whitenoise.compress import Compressor
 # Static files whose names carry no hash are cached this long (seconds).
 PLAIN_MAX_AGE = 60
 # The media types a view's answer is compressed for; text/event-stream is not one of them, on purpose.
-COMPRESSED_TYPES = ["text/html", "text/css", "text/javascript", "application/javascript", "application/json",
-                    "image/svg+xml", "text/markdown", "text/plain"]
+COMPRESSED_TYPES = [
+    "text/html",
+    "text/css",
+    "text/javascript",
+    "application/javascript",
+    "application/json",
+    "image/svg+xml",
+    "text/markdown",
+    "text/plain",
+]
 HASH_CHARS = 10
 
 _builds = {}  # static folder -> (build folder, {name: hashed name}), once per process

@@ -43,9 +43,16 @@ LIVE_DOWN = "Live updates are unavailable right now. The reply goes on being sav
 def _chat_page(conversation=None, status=200, **context):
     """The chat: the whole page, or the pane (with the sidebar list out of band) when htmx targets #chat."""
     context.setdefault("entries", current_conversations().index_page())
-    return htmx.page_or_fragment("chat.html", "responses/chat_pane.html", region="chat", status=status,
-                                 conversation=conversation, current_id=conversation.id if conversation else None,
-                                 models=get_llm().models, **context)
+    return htmx.page_or_fragment(
+        "chat.html",
+        "responses/chat_pane.html",
+        region="chat",
+        status=status,
+        conversation=conversation,
+        current_id=conversation.id if conversation else None,
+        models=get_llm().models,
+        **context,
+    )
 
 
 def _read_message():
@@ -74,8 +81,9 @@ def _start_reply(conversation, reply):
     """Generate the reply on the server, now, in a job no request owns; it holds a reply slot until it ends."""
     uid, slots = current_uid(), limits.get_reply_slots()
     slots.take(uid, reply.id)
-    get_replies().start(get_store(), get_llm(), uid, conversation.id, reply.id,
-                        on_end=lambda: slots.release(uid, reply.id))
+    get_replies().start(
+        get_store(), get_llm(), uid, conversation.id, reply.id, on_end=lambda: slots.release(uid, reply.id)
+    )
 
 
 def _wait_without_javascript(conversation, reply):
@@ -123,8 +131,9 @@ def start():
     if not htmx.is_htmx():
         return _wait_without_javascript(conversation, reply)
     # Small on purpose; the sidebar learns of the conversation from the stream's first event.
-    response = make_response(render_template("responses/started.html", conversation=conversation,
-                                             models=get_llm().models))
+    response = make_response(
+        render_template("responses/started.html", conversation=conversation, models=get_llm().models)
+    )
     return htmx.push_url(response, url_for("chat.conversation", cid=conversation.id))
 
 
@@ -155,8 +164,12 @@ def send(cid):
     if not htmx.is_htmx():
         return _wait_without_javascript(conversation, reply)
     previous_reply = conversation.message(before) if before else None
-    return render_template("responses/sent.html", conversation=conversation, exchange=conversation.messages[-2:],
-                           previous_reply=previous_reply)
+    return render_template(
+        "responses/sent.html",
+        conversation=conversation,
+        exchange=conversation.messages[-2:],
+        previous_reply=previous_reply,
+    )
 
 
 @bp.post("/c/<cid>/messages/<mid>/regenerate")
@@ -170,8 +183,13 @@ def regenerate(cid, mid):
         _start_reply(conversation, reply)
     if not htmx.is_htmx():
         return _wait_without_javascript(conversation, conversation.message(mid))
-    return render_template("responses/message.html", message=conversation.message(mid), cid=cid,
-                           last_user_id=conversation.last_user_id, last_reply_id=conversation.last_reply_id)
+    return render_template(
+        "responses/message.html",
+        message=conversation.message(mid),
+        cid=cid,
+        last_user_id=conversation.last_user_id,
+        last_reply_id=conversation.last_reply_id,
+    )
 
 
 @bp.post("/c/<cid>/messages/<mid>/stop")
@@ -195,12 +213,16 @@ def edit(cid, mid):
     if mid != conversation.last_user_id:
         abort(404)
     if request.method == "GET":
-        return htmx.page_or_fragment("edit.html", "regions/edit_form.html", conversation=conversation,
-                                     message=message)
+        return htmx.page_or_fragment("edit.html", "regions/edit_form.html", conversation=conversation, message=message)
     text, model, error, status = _read_message()
     if error:
-        return render_template("regions/edit_form.html", conversation=conversation, message=message, error=error,
-                               draft=request.form.get("text", "")), status
+        return render_template(
+            "regions/edit_form.html",
+            conversation=conversation,
+            message=message,
+            error=error,
+            draft=request.form.get("text", ""),
+        ), status
     limits.require_reply_slot(conversations.uid)
     conversation, reply = conversations.edit(cid, mid, text, model)
     _start_reply(conversation, reply)
@@ -221,8 +243,7 @@ def export(cid, fmt):
         body, mimetype = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=2), "application/json"
     else:
         abort(404)
-    return Response(body, mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
 
 
 @bp.get("/c/<cid>/messages/<mid>/stream")
@@ -236,8 +257,7 @@ def stream(cid, mid):
     after = request.headers.get("Last-Event-ID") or request.args.get("after") or None
     if message.finished and _log_is_over(cid, mid, after):
         # Nothing more will come: the finished reply at once (a stream reopened after the end).
-        finished = [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid),
-                    events.frame("done", "")]
+        finished = [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid), events.frame("done", "")]
         return _event_stream(iter(finished))
     return _event_stream(_follow(conversations, cid, mid, after))
 
@@ -253,8 +273,11 @@ def _log_is_over(cid, mid, after):
 
 
 def _event_stream(body):
-    return Response(stream_with_context(body), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return Response(
+        stream_with_context(body),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _follow(conversations, cid, mid, after):

@@ -76,7 +76,6 @@ def copy(source, destination):
     click.echo(f"Copied {count} objects from {source} to {destination}.")
 
 
-
 @click.group("models")
 def models_cli():
     """Check the configured models (CHATBOT_MODELS) against what is served."""
@@ -86,12 +85,16 @@ def _check_models():
     """Print each model's status; return the problems that make a release unsafe."""
     backend = get_llm()
     problems = []
-    click.echo(f"Backend: {current_app.config['LLM_BACKEND']}"
-               + (" via HF_BASE_URL" if getattr(backend, "base_url", None) else ""))
+    click.echo(
+        f"Backend: {current_app.config['LLM_BACKEND']}"
+        + (" via HF_BASE_URL" if getattr(backend, "base_url", None) else "")
+    )
     problem = getattr(backend, "problem", lambda: None)()
     if problem and current_app.config["LLM_BACKEND"] == "local":
-        problems.append(f"replies would come from the local model, which cannot run here ({problem}): "
-                        "set HF_TOKEN to use Hugging Face")
+        problems.append(
+            f"replies would come from the local model, which cannot run here ({problem}): "
+            "set HF_TOKEN to use Hugging Face"
+        )
     elif problem:
         problems.append(problem)
     token_problem = getattr(backend, "check_token", lambda: None)()
@@ -106,11 +109,16 @@ def _check_models():
     served = [status.model for status in statuses if status.served]
     if not served:
         unknown = [status.detail for status in statuses if status.served is None]
-        problems.append(unknown[0] if unknown else
-                        "no configured model is served: set CHATBOT_MODELS to models that are (see above)")
+        problems.append(
+            unknown[0]
+            if unknown
+            else "no configured model is served: set CHATBOT_MODELS to models that are (see above)"
+        )
     elif statuses[0].served is not True:
-        click.echo(f"The default model will be {served[0]} (the first served); "
-                   "the models not served are marked unavailable in the picker.")
+        click.echo(
+            f"The default model will be {served[0]} (the first served); "
+            "the models not served are marked unavailable in the picker."
+        )
     return problems
 
 
@@ -174,8 +182,9 @@ def users_delete(username, yes):
         raise click.ClickException(f"no account named {username!r}")
     count = len(userdata.conversation_keys(store, found["uid"]))
     if not yes:
-        click.confirm(f"Delete the account {username!r} and its {count} conversations? This cannot be undone",
-                      abort=True)
+        click.confirm(
+            f"Delete the account {username!r} and its {count} conversations? This cannot be undone", abort=True
+        )
     deleted = userdata.delete_account(store, username)
     click.echo(f"Deleted the account {username!r} and {deleted} conversations.")
 
@@ -186,8 +195,13 @@ def guests_cli():
 
 
 @guests_cli.command("purge")
-@click.option("--older-than", "older_than", default="30d", show_default=True,
-              help="Age of a guest's newest conversation: 30d, 12h, 90m.")
+@click.option(
+    "--older-than",
+    "older_than",
+    default="30d",
+    show_default=True,
+    help="Age of a guest's newest conversation: 30d, 12h, 90m.",
+)
 @click.option("--yes", "--delete", "delete", is_flag=True, help="Delete (without it, only list what would go).")
 @with_appcontext
 def guests_purge(older_than, delete):
@@ -200,8 +214,10 @@ def guests_purge(older_than, delete):
     stale = userdata.stale_guests(store, age)
     for guest in stale:
         verb = "deleting" if delete else "would delete"
-        click.echo(f"{verb} guest {guest['uid']}: {guest['conversations']} conversations, "
-                   f"last active {guest['last_active'] or 'never'}")
+        click.echo(
+            f"{verb} guest {guest['uid']}: {guest['conversations']} conversations, "
+            f"last active {guest['last_active'] or 'never'}"
+        )
         if delete:
             userdata.delete_user_data(store, guest["uid"])
     if delete:

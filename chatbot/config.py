@@ -94,8 +94,10 @@ def validate(app):
     if config["MAX_MESSAGE_CHARS"] < 1:
         raise ConfigError("MAX_MESSAGE_CHARS must be at least 1")
     if len(config["SECRET_KEY"]) < MIN_SECRET_KEY and not (app.debug or app.testing):
-        raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_KEY} characters: a shorter one can be guessed. "
-                          'Make one with python -c "import secrets; print(secrets.token_hex(32))".')
+        raise ConfigError(
+            f"SECRET_KEY must be at least {MIN_SECRET_KEY} characters: a shorter one can be guessed. "
+            'Make one with python -c "import secrets; print(secrets.token_hex(32))".'
+        )
     if config["TRUSTED_PROXY_HOPS"] < 0:
         raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or how many proxies are in front (1 on Heroku)")
 

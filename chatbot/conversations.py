@@ -128,8 +128,10 @@ class Conversation:
         fields = dict(document)
         known = Message.__dataclass_fields__
         # Fields of older versions (claimed_at, stop_requested) are dropped.
-        fields["messages"] = [Message(**{name: value for name, value in message.items() if name in known})
-                              for message in document.get("messages", [])]
+        fields["messages"] = [
+            Message(**{name: value for name, value in message.items() if name in known})
+            for message in document.get("messages", [])
+        ]
         return cls(**fields)
 
     def to_dict(self):
@@ -220,8 +222,11 @@ class Conversation:
 
     def interrupt_dead_replies(self):
         """Mark replies whose job died as interrupted; True when any changed."""
-        dead = [message for message in self.messages
-                if message.role == "assistant" and not message.finished and not message.is_running()]
+        dead = [
+            message
+            for message in self.messages
+            if message.role == "assistant" and not message.finished and not message.is_running()
+        ]
         for message in dead:
             message.interrupt()
         return bool(dead)
@@ -289,7 +294,7 @@ class Conversations:
         lines = found[0].split(b"\n", limit + 1) if limit is not None else []
         if not lines or lines[0] != b"[":  # the whole list, or an index not written one entry a line
             return json.loads(found[0])[:limit]
-        return [json.loads(line.rstrip(b",")) for line in lines[1:limit + 1] if line not in (b"]", b"")]
+        return [json.loads(line.rstrip(b",")) for line in lines[1 : limit + 1] if line not in (b"]", b"")]
 
     def index_page(self):
         """The entries the sidebar's first page shows, and one more to tell whether there are older ones."""
@@ -305,8 +310,9 @@ class Conversations:
     def start(self, text, model):
         """Create a conversation whose first message is text; return it and its pending reply."""
         if self.max_conversations is not None and len(self.index()) >= self.max_conversations:
-            raise CapReached(f"You have {self.max_conversations:,} conversations, the most allowed. "
-                             "Delete some to start a new one.")
+            raise CapReached(
+                f"You have {self.max_conversations:,} conversations, the most allowed. Delete some to start a new one."
+            )
         stamp = now()
         conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp)
         reply = conversation.add_exchange(text, model)
@@ -326,14 +332,29 @@ class Conversations:
         "Continue this chat" on a shared snapshot: the copy is the visitor's own, with new ids.
         """
         if self.max_conversations is not None and len(self.index()) >= self.max_conversations:
-            raise CapReached(f"You have {self.max_conversations:,} conversations, the most allowed. "
-                             "Delete some to start a new one.")
+            raise CapReached(
+                f"You have {self.max_conversations:,} conversations, the most allowed. Delete some to start a new one."
+            )
         stamp = now()
-        conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp, title=title,
-                                    title_source="auto" if title else None)
-        conversation.messages = [Message(id=new_id(), role=message["role"], content=message["content"],
-                                         created_at=stamp, model=message.get("model"))
-                                 for message in messages if message.get("role") in ("user", "assistant")]
+        conversation = Conversation(
+            id=new_id(),
+            model=model,
+            created_at=stamp,
+            updated_at=stamp,
+            title=title,
+            title_source="auto" if title else None,
+        )
+        conversation.messages = [
+            Message(
+                id=new_id(),
+                role=message["role"],
+                content=message["content"],
+                created_at=stamp,
+                model=message.get("model"),
+            )
+            for message in messages
+            if message.get("role") in ("user", "assistant")
+        ]
 
         def create(existing):
             if existing is not None:
@@ -346,10 +367,13 @@ class Conversations:
 
     def add_exchange(self, cid, text, model):
         """Append the user's text and its streaming reply; return (conversation, reply)."""
+
         def add(conversation):
             if self.max_messages is not None and len(conversation.messages) + 2 > self.max_messages:
-                raise CapReached(f"This conversation has reached {self.max_messages:,} messages, the most allowed. "
-                                 "Start a new chat to go on.")
+                raise CapReached(
+                    f"This conversation has reached {self.max_messages:,} messages, the most allowed. "
+                    "Start a new chat to go on."
+                )
             return conversation.add_exchange(text, model)
 
         return self._change_reply(cid, add)
@@ -487,8 +511,9 @@ class Conversations:
 
         def upsert(entries):
             entries = entries or []
-            if any(existing["id"] == entry["id"] and existing["updated_at"] >= entry["updated_at"]
-                   for existing in entries):
+            if any(
+                existing["id"] == entry["id"] and existing["updated_at"] >= entry["updated_at"] for existing in entries
+            ):
                 return None  # a newer write already updated it
             # First, so that the stable sort keeps the newest first among equal timestamps.
             entries = [entry] + [existing for existing in entries if existing["id"] != entry["id"]]

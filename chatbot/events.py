@@ -45,21 +45,29 @@ def render(event, conversations, cid, mid):
     if kind == RENDER:
         return event["patch"]  # sanitised HTML already (bleach, in the job)
     if kind == STARTED:
-        return render_template("responses/conversation_list.html", entries=conversations.index_page(),
-                               current_id=cid)
+        return render_template("responses/conversation_list.html", entries=conversations.index_page(), current_id=cid)
     if kind == FINAL:
         if event.get("unsaved"):
             # Storage failed at the end: say so in the bubble; the job kept nothing newer to show.
-            message = Message(id=mid, role="assistant", content="", created_at="", status=ERROR,
-                              error=event["unsaved"])
-            return render_template("responses/message.html", message=message, cid=cid, last_user_id=None,
-                                   last_reply_id=None)
+            message = Message(id=mid, role="assistant", content="", created_at="", status=ERROR, error=event["unsaved"])
+            return render_template(
+                "responses/message.html", message=message, cid=cid, last_user_id=None, last_reply_id=None
+            )
         conversation = conversations.get(cid)
-        return render_template("responses/message.html", message=conversation.message(mid), cid=cid,
-                               last_user_id=conversation.last_user_id, last_reply_id=conversation.last_reply_id)
+        return render_template(
+            "responses/message.html",
+            message=conversation.message(mid),
+            cid=cid,
+            last_user_id=conversation.last_user_id,
+            last_reply_id=conversation.last_reply_id,
+        )
     if kind == TITLE:
-        return render_template("responses/title_update.html", conversation=conversations.get(cid),
-                               entries=conversations.index_page(), current_id=cid)
+        return render_template(
+            "responses/title_update.html",
+            conversation=conversations.get(cid),
+            entries=conversations.index_page(),
+            current_id=cid,
+        )
     return ""
 
 

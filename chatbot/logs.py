@@ -131,8 +131,15 @@ def _finished(response):
     def log_line():
         # Logged when the server closes the response, so a streamed reply's line has its whole length.
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
-        request_logger.log(level, "%s %s %s %.1f ms", fields["method"], shown_path, fields["status"], duration_ms,
-                           extra={**fields, "duration_ms": duration_ms})
+        request_logger.log(
+            level,
+            "%s %s %s %.1f ms",
+            fields["method"],
+            shown_path,
+            fields["status"],
+            duration_ms,
+            extra={**fields, "duration_ms": duration_ms},
+        )
 
     response.call_on_close(log_line)
     return response
@@ -152,12 +159,28 @@ def log_reply(*, model, ttft_ms, pieces, duration_ms, outcome, uid=None, **extra
     text pieces the model streamed. extra takes more ids (conversation,
     message), never text.
     """
-    fields = {"event": "reply", "model": model, "ttft_ms": ttft_ms, "pieces": pieces,
-              "duration_ms": duration_ms, "outcome": outcome, "user": user_hash(uid), **extra}
+    fields = {
+        "event": "reply",
+        "model": model,
+        "ttft_ms": ttft_ms,
+        "pieces": pieces,
+        "duration_ms": duration_ms,
+        "outcome": outcome,
+        "user": user_hash(uid),
+        **extra,
+    }
     level = logging.INFO if outcome in ("done", "stopped", "interrupted") else logging.WARNING
     first = "-" if ttft_ms is None else f"{ttft_ms:.0f} ms"
-    reply_logger.log(level, "reply %s from %s: first piece %s, %s pieces, %.0f ms", outcome, model, first, pieces,
-                     duration_ms, extra=fields)
+    reply_logger.log(
+        level,
+        "reply %s from %s: first piece %s, %s pieces, %.0f ms",
+        outcome,
+        model,
+        first,
+        pieces,
+        duration_ms,
+        extra=fields,
+    )
 
 
 def init_app(app):

@@ -18,9 +18,38 @@ EXTENSION_CONFIGS = {
 }
 
 ALLOWED_TAGS = {
-    "a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4",
-    "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table",
-    "tbody", "td", "th", "thead", "tr", "ul",
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "del",
+    "div",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
 }
 # Only the classes code highlighting makes: Pygments' token classes, "highlight" and "language-*".
 # Any other (a reply styling itself as the app's own controls, say) loses its class attribute.
@@ -69,8 +98,7 @@ def _cleaner():
 
 
 def _render(text):
-    html = markdown.markdown(text, extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS,
-                             output_format="html")
+    html = markdown.markdown(text, extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS, output_format="html")
     return _cleaner().clean(html)
 
 
@@ -99,7 +127,7 @@ def _open_fence(lines):
         marker = found.group(1)
         if fence is None:
             fence = marker
-        elif marker[0] == fence[0] and len(marker) >= len(fence) and not line.strip()[len(marker):].strip():
+        elif marker[0] == fence[0] and len(marker) >= len(fence) and not line.strip()[len(marker) :].strip():
             fence = None
     return fence
 
@@ -153,7 +181,7 @@ class LiveMarkdown:
 
     def patch(self):
         """The patch from what the page holds to the render of all the text so far (None when equal)."""
-        tail_text = self.text[self.committed:]
+        tail_text = self.text[self.committed :]
         fence = _open_fence(tail_text.split("\n"))
         new = _render(tail_text + (f"\n{fence}" if fence else ""))
         commit, split = 0, (_last_break(tail_text) if fence is None else 0)

@@ -48,14 +48,18 @@ class Settings:
     @classmethod
     def from_config(cls, config):
         """Read the settings from a Flask config mapping."""
-        return cls(temperature=config["TEMPERATURE"], top_p=config["TOP_P"],
-                   max_tokens=config["MAX_TOKENS"], context_chars=config["CONTEXT_CHARS"],
-                   system_prompt=config["SYSTEM_PROMPT"], seed=config.get("LLM_SEED"))
+        return cls(
+            temperature=config["TEMPERATURE"],
+            top_p=config["TOP_P"],
+            max_tokens=config["MAX_TOKENS"],
+            context_chars=config["CONTEXT_CHARS"],
+            system_prompt=config["SYSTEM_PROMPT"],
+            seed=config.get("LLM_SEED"),
+        )
 
     def params(self):
         """Keyword arguments for LLM.stream()."""
-        return {"temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens, "seed": self.seed}
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
 
 
 def build_prompt(history, model, settings):
@@ -155,8 +159,9 @@ class Job:
         settings = self.replies.settings
         prompt = build_prompt(conversation.history_before(self.mid), reply.model, settings)
         pieces, cancel = queue.Queue(), threading.Event()
-        threading.Thread(target=_produce, args=(self.llm, prompt, reply.model, settings.params(), pieces,
-                                                cancel), daemon=True).start()
+        threading.Thread(
+            target=_produce, args=(self.llm, prompt, reply.model, settings.params(), pieces, cancel), daemon=True
+        ).start()
         parts, status, error, first_piece_at, failure = [], STOPPED, None, None, None
         markdown, unrendered, last_render = LiveMarkdown(), "", 0.0
         last_save = time.monotonic()
@@ -213,8 +218,9 @@ class Job:
             return
         self.emit(events.FINAL)
         outcome = logs.outcome_of(failure) if failure else ("error" if status == ERROR else status)
-        self.replies.log_reply(reply.model, started, first_piece_at, len(parts), outcome, self.conversations.uid,
-                               conversation=self.cid)
+        self.replies.log_reply(
+            reply.model, started, first_piece_at, len(parts), outcome, self.conversations.uid, conversation=self.cid
+        )
         if conversation.title is None and status == DONE:
             title = make_title(self.llm, reply.model, conversation.first_user_text, text, settings)
             self.conversations.set_auto_title(self.cid, title)
@@ -306,8 +312,9 @@ class Replies:
         """One line per reply for the operator: timings, size and outcome, never its content."""
         duration_ms = round((time.monotonic() - started) * 1000)
         ttft_ms = round((first_piece_at - started) * 1000) if first_piece_at else None
-        self._log_reply(model=model, ttft_ms=ttft_ms, pieces=pieces, duration_ms=duration_ms, outcome=outcome,
-                        uid=uid, **ids)
+        self._log_reply(
+            model=model, ttft_ms=ttft_ms, pieces=pieces, duration_ms=duration_ms, outcome=outcome, uid=uid, **ids
+        )
 
 
 def init_app(app):

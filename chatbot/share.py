@@ -25,8 +25,9 @@ def _shares():
 def manage(cid):
     """The share page of one of your conversations: make a link, see and revoke its links."""
     conversation = current_conversations().get(cid)  # someone else's conversation is a 404
-    return render_template("share.html", conversation=conversation, links=_shares().links(cid),
-                           created=request.args.get("created"))
+    return render_template(
+        "share.html", conversation=conversation, links=_shares().links(cid), created=request.args.get("created")
+    )
 
 
 @bp.post("/c/<cid>/share")

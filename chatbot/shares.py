@@ -48,10 +48,20 @@ def read_snapshot(store, sid):
 
 def snapshot_of(conversation, sid, uid):
     """The document a share of conversation stores: what was said so far, no ids of messages or states."""
-    messages = [{"role": message.role, "content": message.content, "model": message.model}
-                for message in conversation.messages if message.content]
-    return {"id": sid, "uid": uid, "cid": conversation.id, "created_at": now(), "title": conversation.title,
-            "model": conversation.model, "messages": messages}
+    messages = [
+        {"role": message.role, "content": message.content, "model": message.model}
+        for message in conversation.messages
+        if message.content
+    ]
+    return {
+        "id": sid,
+        "uid": uid,
+        "cid": conversation.id,
+        "created_at": now(),
+        "title": conversation.title,
+        "model": conversation.model,
+        "messages": messages,
+    }
 
 
 class Shares:
@@ -92,8 +102,9 @@ class Shares:
         if entry is None:
             raise NotFound(sid)
         self.store.delete(_share_key(sid))
-        update_json(self.store, self._index_key(),
-                    lambda entries: [kept for kept in entries or [] if kept["id"] != sid])
+        update_json(
+            self.store, self._index_key(), lambda entries: [kept for kept in entries or [] if kept["id"] != sid]
+        )
         return entry
 
     def revoke_conversation(self, cid):

@@ -52,10 +52,10 @@ def highlight(text, query, context=60):
     first = pattern.search(text)
     if first and len(text) > 2 * context:
         start = max(0, first.start() - context)
-        text = ("…" if start else "") + text[start:first.end() + context] + "…"
+        text = ("…" if start else "") + text[start : first.end() + context] + "…"
     marked, position = [], 0
     for match in pattern.finditer(text):
-        marked.append(escape(text[position:match.start()]))
+        marked.append(escape(text[position : match.start()]))
         marked.append(Markup("<mark>{}</mark>").format(match.group()))
         position = match.end()
     marked.append(escape(text[position:]))
@@ -69,10 +69,15 @@ def conversation_list():
     offset = max(0, request.args.get("offset", 0, type=int))
     conversations = current_conversations()
     if offset:
-        return render_template("responses/older_conversations.html", entries=conversations.index(), offset=offset,
-                               current_id=request.args.get("current"))
-    return render_template("responses/conversation_list.html", entries=conversations.index_page(),
-                           current_id=request.args.get("current"))
+        return render_template(
+            "responses/older_conversations.html",
+            entries=conversations.index(),
+            offset=offset,
+            current_id=request.args.get("current"),
+        )
+    return render_template(
+        "responses/conversation_list.html", entries=conversations.index_page(), current_id=request.args.get("current")
+    )
 
 
 @bp.get("/search")
@@ -83,11 +88,18 @@ def search():
     conversations = current_conversations()
     query = request.args.get("q", "").strip()[:200]
     if htmx.wants_fragment() and not query:
-        return htmx.page_or_fragment("chat.html", "responses/conversation_list.html",
-                                     entries=conversations.index_page())
+        return htmx.page_or_fragment(
+            "chat.html", "responses/conversation_list.html", entries=conversations.index_page()
+        )
     context = {"query": query, "results": conversations.search(query)} if query else {}
-    return htmx.page_or_fragment("chat.html", "regions/search_results.html", entries=conversations.index_page(),
-                                 models=get_llm().models, conversation=None, **context)
+    return htmx.page_or_fragment(
+        "chat.html",
+        "regions/search_results.html",
+        entries=conversations.index_page(),
+        models=get_llm().models,
+        conversation=None,
+        **context,
+    )
 
 
 @bp.get("/<cid>")
@@ -144,8 +156,14 @@ def delete(cid):
         return redirect(url_for("chat.index"), 303)
     # When the deleted conversation is the one on screen, the pane becomes a new chat.
     showing_deleted = htmx.current_url_path() == url_for("chat.conversation", cid=cid)
-    response = htmx.page_or_fragment("chat.html", "responses/after_delete.html", entries=conversations.index_page(),
-                                     models=get_llm().models, conversation=None, replace_chat=showing_deleted)
+    response = htmx.page_or_fragment(
+        "chat.html",
+        "responses/after_delete.html",
+        entries=conversations.index_page(),
+        models=get_llm().models,
+        conversation=None,
+        replace_chat=showing_deleted,
+    )
     if showing_deleted:
         htmx.push_url(response, url_for("chat.new"))
     return response

@@ -8,23 +8,28 @@ from .llm import LLMError
 TITLE_PROMPT = "Give this conversation a descriptive, 5-word title with no emojis"
 TITLE_WORDS = 6
 
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d]")
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.S | re.I)
 _QUOTES = " \"'`“”‘’*_#"
 # A first line that introduces the title on the next one: "Here's a 5-word description of the conversation:".
 _INTRO_LINE = re.compile(r"\b(title|here|sure|description|summary|suggest)", re.I)
 # Openings that are not part of a title. Each is removed, repeatedly, from the start of the answer.
-_PREAMBLES = [re.compile(pattern, re.I) for pattern in (
-    r"^(sure|certainly|of course|okay|ok|great|absolutely)\b[!.,]*\s*",
-    r"^here(?:'s| is| are)\b[^:]*:\s*",  # "Here's a 5-word title: X"
-    r"^[^:]*\b(title|topic|subject|description|summary)\b[^:]*:\s*",  # "Title: X", "Suggested title: X"
-    r"^(the|this) (conversation|chat|discussion)(?: is| was)? (about|on|regarding|around)\s+",  # "… is about X"
-    r"^(the|this) (conversation|chat|discussion)\s*:\s*",
-    r"^(?:[A-Z]|\d+)[.:)]\s+",  # "A: X", "1. X"
-)]
+_PREAMBLES = [
+    re.compile(pattern, re.I)
+    for pattern in (
+        r"^(sure|certainly|of course|okay|ok|great|absolutely)\b[!.,]*\s*",
+        r"^here(?:'s| is| are)\b[^:]*:\s*",  # "Here's a 5-word title: X"
+        r"^[^:]*\b(title|topic|subject|description|summary)\b[^:]*:\s*",  # "Title: X", "Suggested title: X"
+        r"^(the|this) (conversation|chat|discussion)(?: is| was)? (about|on|regarding|around)\s+",  # "… is about X"
+        r"^(the|this) (conversation|chat|discussion)\s*:\s*",
+        r"^(?:[A-Z]|\d+)[.:)]\s+",  # "A: X", "1. X"
+    )
+]
 # A title never ends on these: they are what is left of a sentence cut short.
-_DANGLING = frozenset("""a an the and or but nor yet so of to in on at by for with about from into than as that which
-    who whose is are was were be been its their his her my your our this these those""".split())
+_DANGLING = frozenset(
+    """a an the and or but nor yet so of to in on at by for with about from into than as that which
+    who whose is are was were be been its their his her my your our this these those""".split()
+)
 # What is left is a sentence about the exchange, or the model talking, not a title.
 _NOT_A_TITLE = re.compile(r"\b(conversation|title|\d+-word)\b|^(i|i'm|i am|as an?|sorry|hello|hi)\b", re.I)
 
@@ -82,8 +87,7 @@ def make_title(llm, model, user_text, reply_text, settings):
         {"role": "user", "content": TITLE_PROMPT},
     ]
     try:
-        answer = llm.complete(messages, model, temperature=0.2, top_p=settings.top_p, max_tokens=24,
-                              seed=settings.seed)
+        answer = llm.complete(messages, model, temperature=0.2, top_p=settings.top_p, max_tokens=24, seed=settings.seed)
     except LLMError:
         answer = ""
     return clean_title(answer) or fallback_title(user_text)

@@ -35,8 +35,13 @@ def accounts(store):
             continue
         document, _ = read_json(store, key)
         if document is not None:
-            found.append({"username": key[len("accounts/"):-len(".json")], "uid": document.get("uid"),
-                          "created_at": document.get("created_at")})
+            found.append(
+                {
+                    "username": key[len("accounts/") : -len(".json")],
+                    "uid": document.get("uid"),
+                    "created_at": document.get("created_at"),
+                }
+            )
     return found
 
 
@@ -107,8 +112,9 @@ def guests(store):
 def stale_guests(store, older_than, at=None):
     """The guests whose newest conversation was updated longer ago than older_than (a timedelta)."""
     cutoff = (at or datetime.now(timezone.utc)) - older_than
-    return [guest for guest in guests(store)
-            if guest["last_active"] is None or _parse_time(guest["last_active"]) < cutoff]
+    return [
+        guest for guest in guests(store) if guest["last_active"] is None or _parse_time(guest["last_active"]) < cutoff
+    ]
 
 
 def usage(store, days, at=None):
@@ -133,11 +139,15 @@ def usage(store, days, at=None):
                     continue
                 counts[created.date()]["messages" if message.get("role") == "user" else "replies"] += 1
                 users[created.date()].add(uid)
-    return [{"day": (first_day + timedelta(days=offset)).isoformat(),
-             "messages": counts[first_day + timedelta(days=offset)]["messages"],
-             "replies": counts[first_day + timedelta(days=offset)]["replies"],
-             "users": len(users[first_day + timedelta(days=offset)])}
-            for offset in range(days)]
+    return [
+        {
+            "day": (first_day + timedelta(days=offset)).isoformat(),
+            "messages": counts[first_day + timedelta(days=offset)]["messages"],
+            "replies": counts[first_day + timedelta(days=offset)]["replies"],
+            "users": len(users[first_day + timedelta(days=offset)]),
+        }
+        for offset in range(days)
+    ]
 
 
 def parse_age(text):
@@ -153,8 +163,11 @@ def export_zip(store, uid, username=None):
     """A streamed zip of everything stored for uid: each conversation as JSON, read as the zip reaches it."""
     archive = ZipStream(sized=False)
     entries = user_index(store, uid)
-    about = {"exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "username": username,
-             "conversations": entries}
+    about = {
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "username": username,
+        "conversations": entries,
+    }
     archive.add(json.dumps(about, ensure_ascii=False, indent=2).encode(), "index.json")
 
     def conversation_bytes(key):

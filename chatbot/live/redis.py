@@ -21,8 +21,7 @@ class RedisLive(Live):
     def __init__(self, url):
         # redis-py's client holds a thread-safe connection pool; one per process.
         # The socket timeout outlasts the longest blocking read (see read()).
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10,
-                                           health_check_interval=30)
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
 
     @staticmethod
     def _events(key):

@@ -98,8 +98,11 @@ def init_app(app):
     logger.info("LLM backend %s, models: %s", app.config["LLM_BACKEND"], ", ".join(backend.models))
     problem = getattr(backend, "problem", lambda: None)()
     if problem and app.config["LLM_BACKEND"] == "local":
-        logger.warning("the local model cannot run (%s): replies will fail until HF_TOKEN is set "
-                       "or `make install` adds the local model", problem)
+        logger.warning(
+            "the local model cannot run (%s): replies will fail until HF_TOKEN is set "
+            "or `make install` adds the local model",
+            problem,
+        )
 
 
 def _start_model_check():

@@ -28,11 +28,14 @@ def translate(error):
         if status == 429:
             return RateLimited(str(error), retry_after=_retry_after(error.response))
         if status in (401, 403):
-            return Rejected(str(error), "The model service rejected the access token. "
-                                        "The operator must set a valid HF_TOKEN.")
+            return Rejected(
+                str(error), "The model service rejected the access token. The operator must set a valid HF_TOKEN."
+            )
         if status in (400, 404, 422):
-            return Rejected(str(error), "The model service could not run this request "
-                                        "(unknown model, or the conversation is too long).")
+            return Rejected(
+                str(error),
+                "The model service could not run this request (unknown model, or the conversation is too long).",
+            )
         return Unavailable(str(error))
     if isinstance(error, TextGenerationError | ValueError):
         # An error event in the middle of a stream, or a stream cut mid-line (its JSON does not parse).
@@ -75,15 +78,27 @@ class HuggingFaceLLM(Availability):
             return InferenceClient(base_url=self.base_url, token=self.token, timeout=self.timeout)
         return InferenceClient(provider=self.provider, token=self.token, timeout=self.timeout)
 
-    def stream(self, messages, model=None, temperature=GENERATION_DEFAULTS["TEMPERATURE"],
-               top_p=GENERATION_DEFAULTS["TOP_P"], max_tokens=GENERATION_DEFAULTS["MAX_TOKENS"], seed=None):
+    def stream(
+        self,
+        messages,
+        model=None,
+        temperature=GENERATION_DEFAULTS["TEMPERATURE"],
+        top_p=GENERATION_DEFAULTS["TOP_P"],
+        max_tokens=GENERATION_DEFAULTS["MAX_TOKENS"],
+        seed=None,
+    ):
         """Yield the reply's text pieces as the server streams them."""
         model = model or self.models[0]
         try:
             with self._client() as client:
                 chunks = client.chat_completion(
-                    messages, model=model, stream=True, temperature=temperature, top_p=top_p,
-                    max_tokens=max_tokens, seed=seed,
+                    messages,
+                    model=model,
+                    stream=True,
+                    temperature=temperature,
+                    top_p=top_p,
+                    max_tokens=max_tokens,
+                    seed=seed,
                 )
                 for chunk in chunks:
                     piece = chunk.choices[0].delta.content if chunk.choices else None

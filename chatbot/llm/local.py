@@ -49,8 +49,10 @@ class LocalLLM(Availability):
     def check_models(self):
         """The one local model: usable when its file and llama.cpp are installed."""
         problem = self.problem()
-        return [ModelStatus(model, problem is None, ["llama.cpp in this process"], problem or "")
-                for model in self.configured_models]
+        return [
+            ModelStatus(model, problem is None, ["llama.cpp in this process"], problem or "")
+            for model in self.configured_models
+        ]
 
     def _model(self):
         if self._llama is None:
@@ -58,22 +60,41 @@ class LocalLLM(Availability):
                 if self._llama is None:
                     problem = self.problem()
                     if problem:
-                        raise Unavailable(problem, "The local model is not installed: the operator must "
-                                                   "set HF_TOKEN or install it (make install).")
+                        raise Unavailable(
+                            problem,
+                            "The local model is not installed: the operator must "
+                            "set HF_TOKEN or install it (make install).",
+                        )
                     from llama_cpp import Llama
-                    self._llama = Llama(model_path=self.model_path, n_ctx=self.context_tokens,
-                                        n_threads=max(1, (os.cpu_count() or 2)), verbose=False)
+
+                    self._llama = Llama(
+                        model_path=self.model_path,
+                        n_ctx=self.context_tokens,
+                        n_threads=max(1, (os.cpu_count() or 2)),
+                        verbose=False,
+                    )
         return self._llama
 
-    def stream(self, messages, model=None, temperature=GENERATION_DEFAULTS["TEMPERATURE"],
-               top_p=GENERATION_DEFAULTS["TOP_P"], max_tokens=GENERATION_DEFAULTS["MAX_TOKENS"], seed=None):
+    def stream(
+        self,
+        messages,
+        model=None,
+        temperature=GENERATION_DEFAULTS["TEMPERATURE"],
+        top_p=GENERATION_DEFAULTS["TOP_P"],
+        max_tokens=GENERATION_DEFAULTS["MAX_TOKENS"],
+        seed=None,
+    ):
         """Yield the reply's text pieces as the model produces them."""
         llama = self._model()
         with self._generate_lock:
             try:
                 chunks = llama.create_chat_completion(
-                    messages=messages, stream=True, temperature=temperature, top_p=top_p,
-                    max_tokens=max_tokens, seed=seed,
+                    messages=messages,
+                    stream=True,
+                    temperature=temperature,
+                    top_p=top_p,
+                    max_tokens=max_tokens,
+                    seed=seed,
                 )
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")

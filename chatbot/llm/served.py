@@ -55,8 +55,11 @@ def check_hub(model, token=None, provider=None, timeout=CHECK_TIMEOUT):
         return ModelStatus(model, None, detail=f"the Hub answered {_status_code(error)}")
     except (httpx2.HTTPError, OSError) as error:
         return ModelStatus(model, None, detail=f"the Hub cannot be reached ({type(error).__name__})")
-    providers = [mapping.provider for mapping in info.inference_provider_mapping or []
-                 if mapping.status == "live" and mapping.task in CHAT_TASKS]
+    providers = [
+        mapping.provider
+        for mapping in info.inference_provider_mapping or []
+        if mapping.status == "live" and mapping.task in CHAT_TASKS
+    ]
     if provider and provider != "auto":
         if provider in providers:
             return ModelStatus(model, True, [provider])
@@ -83,9 +86,12 @@ def check_server(base_url, models, token=None, timeout=CHECK_TIMEOUT):
     except (httpx2.HTTPError, OSError, ValueError, KeyError, TypeError) as error:
         detail = f"HF_BASE_URL cannot be reached or lists no models ({type(error).__name__})"
         return [ModelStatus(model, None, detail=detail) for model in models]
-    return [ModelStatus(model, True, ["HF_BASE_URL"]) if model in listed else
-            ModelStatus(model, False, detail=f"not listed by HF_BASE_URL, which serves: {', '.join(listed)}")
-            for model in models]
+    return [
+        ModelStatus(model, True, ["HF_BASE_URL"])
+        if model in listed
+        else ModelStatus(model, False, detail=f"not listed by HF_BASE_URL, which serves: {', '.join(listed)}")
+        for model in models
+    ]
 
 
 class Availability:
@@ -120,17 +126,20 @@ class Availability:
                 logger.warning("model %s: %s", status.model, status.detail or "not served")
         if not served:
             if unserved:
-                logger.error("no configured model is served (CHATBOT_MODELS): replies will fail; "
-                             "run `flask models check`")
+                logger.error(
+                    "no configured model is served (CHATBOT_MODELS): replies will fail; run `flask models check`"
+                )
             return
         unavailable = frozenset(unserved)
         # Replaced whole, never changed in place: readers in other threads need no lock.
-        self.models = ([model for model in self.configured_models if model not in unavailable]
-                       + [model for model in self.configured_models if model in unavailable])
+        self.models = [model for model in self.configured_models if model not in unavailable] + [
+            model for model in self.configured_models if model in unavailable
+        ]
         self._unavailable = unavailable
         if unserved:
-            logger.warning("marked unavailable in the picker: %s; the default model is now %s",
-                           ", ".join(unserved), self.models[0])
+            logger.warning(
+                "marked unavailable in the picker: %s; the default model is now %s", ", ".join(unserved), self.models[0]
+            )
         else:
             logger.info("every configured model is served; the default model is %s", self.models[0])
 

@@ -8,8 +8,18 @@ from flask import current_app
 
 from .base import Conflict, StorageError, StorageUnavailable, Store
 
-__all__ = ["Conflict", "Store", "StorageError", "StorageUnavailable", "encode_json", "get_store", "init_app",
-           "open_store", "read_json", "update_json"]
+__all__ = [
+    "Conflict",
+    "Store",
+    "StorageError",
+    "StorageUnavailable",
+    "encode_json",
+    "get_store",
+    "init_app",
+    "open_store",
+    "read_json",
+    "update_json",
+]
 
 MAX_ATTEMPTS = 20
 

@@ -87,9 +87,7 @@ class S3Store(Store):
             conditions["IfMatch"] = version
         elif create:
             conditions["IfNoneMatch"] = "*"
-        response = self._call(
-            "put_object", Key=self._key(key), Body=data, ContentType="application/json", **conditions
-        )
+        response = self._call("put_object", Key=self._key(key), Body=data, ContentType="application/json", **conditions)
         if response is None:  # a 404 on a conditional put: the object went away meanwhile
             raise Conflict(key)
         return response["ETag"]
@@ -109,8 +107,9 @@ class S3Store(Store):
         except BotoCoreError as error:
             raise StorageUnavailable(f"S3 head_bucket failed: {error}") from error
         region = self.client.meta.region_name
-        location = {} if region in (None, "us-east-1") else {
-            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        location = (
+            {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        )
         self._call("create_bucket", **location)
         return True
 
@@ -120,7 +119,7 @@ class S3Store(Store):
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 for item in page.get("Contents", []):
-                    yield item["Key"][len(self.prefix):]
+                    yield item["Key"][len(self.prefix) :]
         except (ClientError, BotoCoreError) as error:
             raise StorageUnavailable(f"S3 list failed: {error}") from error
 
