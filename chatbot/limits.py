@@ -144,9 +144,9 @@ class RedisSlots:
     """Reply slots shared by every process: a sorted set per user, each reply expiring on its own."""
 
     def __init__(self, url):
-        import redis
+        from .live.redis import connect
 
-        self._redis = redis.Redis.from_url(url)
+        self._redis = connect(url, socket_connect_timeout=3, socket_timeout=5)
         self._acquire = self._redis.register_script(_ACQUIRE)
 
     @staticmethod
@@ -328,6 +328,9 @@ def init_app(app):
     """Rate limits for the app: storage in Redis when REDIS_URL is set, else in this process."""
     redis_url = app.config.get("REDIS_URL")
     app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url or "memory://")
+    if redis_url and redis_url.startswith("rediss://") and "ssl_cert_reqs=" not in redis_url:
+        # Heroku's Key-Value Store: a self-signed certificate (see chatbot/live/redis.py, connect).
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"ssl_cert_reqs": None})
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "chatbot")
     limiter.init_app(app)
     backend = RedisSlots(redis_url) if redis_url else MemorySlots()

@@ -94,3 +94,13 @@ def test_redis_down_is_a_clear_error(redis_server):
     live = open_live(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(LiveUnavailable):
         live.append("c:9", {"kind": "started"})
+
+
+def test_heroku_style_rediss_urls_encrypt_without_checking_the_self_signed_certificate():
+    from chatbot.live.redis import connect
+
+    heroku = connect("rediss://:secret@redis.example:6380/0")
+    assert heroku.connection_pool.connection_class.__name__ == "SSLConnection"
+    assert heroku.connection_pool.connection_kwargs["ssl_cert_reqs"] is None
+    strict = connect("rediss://:secret@redis.example:6380/0?ssl_cert_reqs=required")
+    assert strict.connection_pool.connection_kwargs["ssl_cert_reqs"] == "required"
