@@ -183,13 +183,7 @@ def regenerate(cid, mid):
         _start_reply(conversation, reply)
     if not htmx.is_htmx():
         return _wait_without_javascript(conversation, conversation.message(mid))
-    return render_template(
-        "responses/message.html",
-        message=conversation.message(mid),
-        cid=cid,
-        last_user_id=conversation.last_user_id,
-        last_reply_id=conversation.last_reply_id,
-    )
+    return events.render_message(conversation.message(mid), cid, conversation)
 
 
 @bp.post("/c/<cid>/messages/<mid>/stop")

@@ -50,17 +50,9 @@ def render(event, conversations, cid, mid):
         if event.get("unsaved"):
             # Storage failed at the end: say so in the bubble; the job kept nothing newer to show.
             message = Message(id=mid, role="assistant", content="", created_at="", status=ERROR, error=event["unsaved"])
-            return render_template(
-                "responses/message.html", message=message, cid=cid, last_user_id=None, last_reply_id=None
-            )
+            return render_message(message, cid)
         conversation = conversations.get(cid)
-        return render_template(
-            "responses/message.html",
-            message=conversation.message(mid),
-            cid=cid,
-            last_user_id=conversation.last_user_id,
-            last_reply_id=conversation.last_reply_id,
-        )
+        return render_message(conversation.message(mid), cid, conversation)
     if kind == TITLE:
         return render_template(
             "responses/title_update.html",
@@ -69,6 +61,17 @@ def render(event, conversations, cid, mid):
             current_id=cid,
         )
     return ""
+
+
+def render_message(message, cid, conversation=None):
+    """One message alone, with the controls its place in the conversation allows (none without it)."""
+    return render_template(
+        "responses/message.html",
+        message=message,
+        cid=cid,
+        last_user_id=conversation.last_user_id if conversation else None,
+        last_reply_id=conversation.last_reply_id if conversation else None,
+    )
 
 
 def to_sse(event_id, event, conversations, cid, mid):

@@ -1,17 +1,14 @@
 """Every management control in Chromium, as a user would use it; accessibility with axe-core."""
 
 import json
-import os
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from support import LiveServer, close_page, open_page
+from support import LiveServer, axe_violations, close_page, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
-
-AXE = os.path.join(os.path.dirname(__file__), "node_modules", "axe-core", "axe.min.js")
 
 
 @pytest.fixture
@@ -209,18 +206,6 @@ def test_keyboard_alone_reaches_and_sends_the_composer(page):
     page.keyboard.press("Enter")
     expect(page.locator('[data-role="user"] .bubble')).to_have_text("Sent with the keyboard")
     expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done", timeout=60_000)
-
-
-def axe_violations(page):
-    # Evaluated through the DevTools protocol, which the page's CSP does not govern (a <script> would be refused).
-    with open(AXE) as source:
-        page.evaluate(source.read() + "\n;undefined")
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [
-        (violation["id"], violation["impact"], [node["target"] for node in violation["nodes"]])
-        for violation in result["violations"]
-        if violation["impact"] in ("serious", "critical")
-    ]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
