@@ -16,6 +16,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from werkzeug.wsgi import ClosingIterator
 
 from . import events, htmx, limits
 from .auth import current_conversations, current_uid, user_required
@@ -253,7 +254,8 @@ def stream(cid, mid):
         # Nothing more will come: the finished reply at once (a stream reopened after the end).
         finished = [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid), events.frame("done", "")]
         return _event_stream(iter(finished))
-    return _event_stream(_follow(conversations, cid, mid, after))
+    closed = limits.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
+    return _event_stream(_follow(conversations, cid, mid, after), on_close=closed)
 
 
 def _log_is_over(cid, mid, after):
@@ -266,9 +268,10 @@ def _log_is_over(cid, mid, after):
     return not found or (after is None and found[-1][1]["kind"] == events.DONE)
 
 
-def _event_stream(body):
+def _event_stream(body, on_close=None):
+    body = stream_with_context(body)
     return Response(
-        stream_with_context(body),
+        ClosingIterator(body, [on_close]) if on_close else body,  # the server always closes a response
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -135,6 +135,9 @@ def security_settings():
         "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
         **{name: _limit(name) for name in LIMIT_DEFAULTS},
         "MAX_REPLIES_AT_ONCE": _number("MAX_REPLIES_AT_ONCE", 2),
+        # Event streams open at once in one process (each holds a thread: gunicorn.conf.py has 256).
+        "MAX_OPEN_STREAMS": _number("MAX_OPEN_STREAMS", 20),
+        "MAX_OPEN_STREAMS_PER_IP": _number("MAX_OPEN_STREAMS_PER_IP", 60),
         "LOGIN_FREE_FAILURES": _number("LOGIN_FREE_FAILURES", 5),
         "LOGIN_MAX_BACKOFF": _number("LOGIN_MAX_BACKOFF", 300),
         "MAX_CONVERSATIONS": _number("MAX_CONVERSATIONS", 1000),

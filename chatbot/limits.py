@@ -289,6 +289,53 @@ def _message(error, retry_after):
     return f"Too many requests for now. {when}"
 
 
+# Open event streams ---------------------------------------------------------------------------------
+
+
+class OpenStreams:
+    """Event streams open in this process, per user and per client address.
+
+    Each open stream holds one of the process's threads for as long as the reply
+    lasts, so one visitor opening streams by the hundred could take them all;
+    counted per process, since the threads are.
+    """
+
+    def __init__(self, per_user, per_ip, enabled=True):
+        self.per_user, self.per_ip, self.enabled = per_user, per_ip, enabled
+        self._open = {}
+        self._lock = threading.Lock()
+
+    def open(self, uid, ip):
+        """Count a stream of uid from ip; the keys to close() it with, or None when either is at its limit."""
+        keys = ((f"user:{uid}", self.per_user), (f"ip:{ip}", self.per_ip))
+        with self._lock:
+            if self.enabled and any(self._open.get(key, 0) >= limit for key, limit in keys):
+                return None
+            for key, _ in keys:
+                self._open[key] = self._open.get(key, 0) + 1
+        return [key for key, _ in keys]
+
+    def close(self, keys):
+        """A stream counted by open() ended."""
+        with self._lock:
+            for key in keys:
+                self._open[key] -= 1
+                if not self._open[key]:
+                    del self._open[key]
+
+
+def open_stream(uid):
+    """Count an event stream for uid from this client (429 when too many are open); return what ends the count.
+
+    The function returned needs no request context: the server calls it once the response is closed.
+    """
+    streams = current_app.extensions["open_streams"]
+    keys = streams.open(uid, client_ip())
+    if keys is None:
+        raise Refused("Too many replies are open in other tabs or windows. Close some, then reload.", 10)
+    return lambda: streams.close(keys)
+
+
 def _retry_after(error):
     if isinstance(error, Refused):
         return error.retry_after
@@ -336,6 +383,9 @@ def init_app(app):
     backend = RedisSlots(redis_url) if redis_url else MemorySlots()
     app.extensions["reply_slots"] = ReplySlots(
         backend, app.config["MAX_REPLIES_AT_ONCE"], enabled=app.config["RATELIMIT_ENABLED"]
+    )
+    app.extensions["open_streams"] = OpenStreams(
+        app.config["MAX_OPEN_STREAMS"], app.config["MAX_OPEN_STREAMS_PER_IP"], enabled=app.config["RATELIMIT_ENABLED"]
     )
     app.register_error_handler(429, _too_many)
     app.register_error_handler(CapReached, _cap_reached)

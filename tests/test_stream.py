@@ -5,9 +5,13 @@ them, so the exact text must be known.
 """
 
 import re
+import time
+
+import pytest
+import requests
 
 from chatbot.render import render_markdown
-from support import HTMX, FakeLLM, assemble, start_conversation, stored_conversations, stream_url
+from support import HTMX, FakeLLM, HttpChat, LiveServer, assemble, start_conversation, stored_conversations, stream_url
 
 TRICKY = [
     "plain ",
@@ -108,3 +112,41 @@ def test_stop_without_javascript_redirects_back(client, app):
 def test_a_missing_reply_is_a_404_before_any_stream(client):
     cid, _ = start_conversation(client)
     assert client.get(stream_url(cid, "A" * 16), headers=HTMX).status_code == 404
+
+
+class FakeEndlessLLM:
+    """A FAKE model that writes a piece every 50 ms for a long time: the test is about open streams."""
+
+    models = ["SmolLM2-135M-Instruct"]
+
+    def stream(self, *args, **kwargs):
+        for _ in range(2000):
+            time.sleep(0.05)
+            yield "word "
+
+    def complete(self, *args, **kwargs):
+        return "A title"
+
+
+def test_open_streams_per_user_are_capped_and_freed_when_they_close(make_app):
+    app = make_app(MAX_OPEN_STREAMS=2, MAX_REPLIES_AT_ONCE=5, WTF_CSRF_ENABLED=True)
+    app.extensions["llm"] = FakeEndlessLLM()
+    with LiveServer(app) as server:  # over HTTP: each stream is served by a thread of its own, as in production
+        chat = HttpChat(server.url)
+        cid, mid = chat.start("Write forever.")
+        first, second = chat.stream(cid, mid), chat.stream(cid, mid)
+        with pytest.raises(requests.HTTPError) as refused:
+            chat.stream(cid, mid)
+        assert refused.value.response.status_code == 429 and "Retry-After" in refused.value.response.headers
+        first.close()  # a tab closed: its stream is counted no more
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                fourth = chat.stream(cid, mid)
+                break
+            except requests.HTTPError:
+                assert time.monotonic() < deadline, "a closed stream was never freed"
+                time.sleep(0.2)
+        for response in (second, fourth):
+            response.close()
+        chat.stop(cid, mid)
