@@ -30,6 +30,7 @@ STOP_POLL_SECONDS = 0.1
 RENDER_SECONDS = 0.1
 EMPTY_REPLY = "The model sent an empty reply (the conversation may be too long for it). Please retry."
 LIVE_DOWN = "Live replies are unavailable right now, so this reply was cut short. What was generated is kept."
+SHUTDOWN_NOTE = "The server restarted before the reply finished. What was generated is kept."
 UNSAVED_REPLY = "The reply could not be saved: conversations cannot be reached right now. Please retry."
 _NOTHING = object()
 
@@ -209,11 +210,11 @@ class Job:
             self._render(markdown, unrendered)
         text = "".join(parts)
         if status == INTERRUPTED:
-            error = "The server restarted before the reply finished. What was generated is kept."
+            error = SHUTDOWN_NOTE
         try:
             conversation = self.conversations.finish_reply(self.cid, self.mid, text, status, error)
-        except StorageError as failure:
-            logger.error("could not save a reply: %s", failure)
+        except StorageError as save_error:
+            logger.error("could not save a reply: %s", save_error)
             self.emit(events.FINAL, unsaved=UNSAVED_REPLY)
             return
         self.emit(events.FINAL)
