@@ -5,10 +5,10 @@ Plain pages and forms (CSRF-protected), so all of it works without JavaScript.
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from . import userdata
+from . import limits, userdata
 from .auth import check_account, current_uid, user_required
 from .storage import get_store
 
@@ -29,6 +29,7 @@ def page():
 
 @bp.get("/export.zip")
 @user_required
+@limits.limit_exports
 def export():
     """Every conversation as JSON in one zip, streamed as it is read from storage."""
     archive = userdata.export_zip(get_store(), current_uid(), _username())
@@ -60,10 +61,16 @@ def delete_account():
     store = get_store()
     error = None
     if request.method == "POST":
+        # A password check is a guess like a log-in's: the same back-off, so it is no oracle (nor free hashing).
+        wait = limits.login_wait(current_user.username)
+        if wait > 0:
+            raise limits.Refused(f"Too many wrong passwords. Please retry in {max(1, round(wait))} seconds.", wait)
         if check_account(store, current_user.username, request.form.get("password", "")) is None:
+            limits.login_failed(current_user.username)
             error = "That password is not right. Nothing was deleted."
         else:
             userdata.delete_account(store, current_user.username)
+            current_app.extensions["session_versions"].remember(current_user.username, None)  # gone, at once
             session.clear()
             logout_user()  # after clear(): it leaves the mark that deletes the remember-me cookie
             flash("Your account and its conversations are deleted.")

@@ -50,28 +50,32 @@ class Account(UserMixin):
 
 
 class SessionVersions:
-    """Each account's session version, read from storage at most every `seconds` (per process)."""
+    """Each account's (uid, session version), read from storage at most every `seconds` (per process).
+
+    The uid is part of it: a name deleted and then taken by someone else is another account, whose
+    versions start at 0 again, so the version alone would let the old account's cookies in.
+    """
 
     def __init__(self, seconds):
         self.seconds = seconds
-        self._known = {}  # username -> (version or None, read at)
+        self._known = {}  # username -> ((uid, version) or None, read at)
         self._lock = threading.Lock()
 
     def current(self, store, username):
-        """The account's session version, or None when there is no such account."""
+        """The account's (uid, session version), or None when there is no such account."""
         with self._lock:
-            version, read_at = self._known.get(username, (None, -float("inf")))
+            stamp, read_at = self._known.get(username, (None, -float("inf")))
         if time.monotonic() - read_at < self.seconds:
-            return version
+            return stamp
         account, _ = read_json(store, _account_key(username))
-        version = None if account is None else account.get("session_version", 0)
-        self.remember(username, version)
-        return version
+        stamp = None if account is None else (account["uid"], account.get("session_version", 0))
+        self.remember(username, stamp)
+        return stamp
 
-    def remember(self, username, version):
-        """This process changed or read the version: use it at once."""
+    def remember(self, username, stamp):
+        """This process changed or read the account ((uid, version), or None when it is gone): use it at once."""
         with self._lock:
-            self._known[username] = (version, time.monotonic())
+            self._known[username] = (stamp, time.monotonic())
 
 
 @login_manager.user_loader
@@ -79,8 +83,8 @@ def _load_account(value):
     uid, username, version = (value.split(":") + ["", ""])[:3]
     if not (is_valid_id(uid) and valid_username(username) and version.isdigit()):
         return None  # includes sessions issued before versions existed: they log in again
-    if current_app.extensions["session_versions"].current(get_store(), username) != int(version):
-        return None  # logged out everywhere (or the account is gone)
+    if current_app.extensions["session_versions"].current(get_store(), username) != (uid, int(version)):
+        return None  # logged out everywhere, or the account is gone (its name maybe taken by another)
     return Account(uid, username, int(version))
 
 
@@ -187,7 +191,7 @@ def end_all_sessions(store, username):
 
     account = update_json(store, _account_key(username), bump)
     if account is not None:
-        current_app.extensions["session_versions"].remember(username, account["session_version"])
+        current_app.extensions["session_versions"].remember(username, (account["uid"], account["session_version"]))
 
 
 def move_conversations(store, from_uid, to_uid):
@@ -256,6 +260,7 @@ def register():
         if error is None:
             store, uid = get_store(), new_id()
             if create_account(store, username, password, uid):
+                current_app.extensions["session_versions"].remember(username, (uid, 0))
                 guest_uid = session.get("guest_uid")
                 if is_valid_id(guest_uid):
                     move_conversations(store, guest_uid, uid)

@@ -111,6 +111,12 @@ LIMIT_DEFAULTS = {
     "STREAM_LIMIT": "60 per minute",  # opening a reply's event stream
     "STREAM_LIMIT_PER_IP": "180 per minute",
     "SIGNUP_LIMIT_PER_IP": "5 per hour",  # accounts created
+    "COPY_LIMIT": "10 per minute; 100 per day",  # share links made and "Continue this chat": each copies a conversation
+    "COPY_LIMIT_PER_IP": "30 per minute; 300 per day",
+    "EXPORT_LIMIT": "10 per hour",  # "Download all my data": each reads every stored conversation
+    "EXPORT_LIMIT_PER_IP": "30 per hour",
+    "RENAME_LIMIT": "30 per minute; 1000 per day",  # each writes the conversation and the index
+    "RENAME_LIMIT_PER_IP": "90 per minute; 3000 per day",
 }
 
 

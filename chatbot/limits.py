@@ -72,6 +72,12 @@ def _per_user_and_ip(setting, scope, **options):
 limit_messages = _per_user_and_ip("MESSAGE_LIMIT", "messages", methods=["POST"])
 limit_searches = _per_user_and_ip("SEARCH_LIMIT", "searches")
 limit_streams = _per_user_and_ip("STREAM_LIMIT", "streams")
+# A share link and "Continue this chat" each copy a whole conversation into storage: one budget for both.
+limit_copies = _per_user_and_ip("COPY_LIMIT", "copies", methods=["POST"])
+# A zip of someone's data reads every conversation they have.
+limit_exports = _per_user_and_ip("EXPORT_LIMIT", "exports")
+# A rename writes the conversation and the index.
+limit_renames = _per_user_and_ip("RENAME_LIMIT", "renames", methods=["POST"])
 # Only sign-ups that created an account count (they answer with a redirect).
 limit_signups = limiter.shared_limit(
     _setting("SIGNUP_LIMIT_PER_IP"),

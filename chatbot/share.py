@@ -9,6 +9,7 @@ Everything here is a link or a form, so it all works without JavaScript.
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
+from . import limits
 from .auth import current_conversations, current_uid, user_required
 from .shares import Shares, read_snapshot
 from .storage import get_store
@@ -32,6 +33,7 @@ def manage(cid):
 
 @bp.post("/c/<cid>/share")
 @user_required
+@limits.limit_copies
 def create(cid):
     """Make a new link to a snapshot of the conversation as it is now."""
     conversation = current_conversations().get(cid)
@@ -68,6 +70,7 @@ def snapshot(sid):
 
 @bp.post("/s/<sid>/continue")
 @user_required
+@limits.limit_copies
 def continue_chat(sid):
     """Copy the snapshot into the visitor's own conversations (a guest's too) and open the copy."""
     shared = read_snapshot(get_store(), sid)

@@ -16,10 +16,12 @@ revokes all of them (see the README, "Sharing").
 import re
 import secrets
 
-from .conversations import NotFound, now
+from .conversations import CapReached, NotFound, now
 from .storage import read_json, update_json
 
 SHARE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
+# Each link is a stored copy of a conversation, and every new one rewrites the owner's list: a cap on both.
+MAX_LINKS = 100
 
 
 def new_share_id():
@@ -81,6 +83,8 @@ class Shares:
 
     def create(self, conversation):
         """Make a new link to a snapshot of conversation (which the caller read as this user's); return its entry."""
+        if len(self.links()) >= MAX_LINKS:
+            raise CapReached(f"You have {MAX_LINKS} share links, the most allowed. Revoke some to make another.")
         sid = new_share_id()
         snapshot = snapshot_of(conversation, sid, self.uid)
         entry = {"id": sid, "cid": conversation.id, "title": conversation.title, "created_at": snapshot["created_at"]}

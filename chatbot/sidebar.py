@@ -115,6 +115,7 @@ def _rename_form(entry, status=200, **context):
 
 @bp.route("/<cid>/rename", methods=["GET", "POST"])
 @user_required
+@limits.limit_renames
 def rename(cid):
     """Rename a conversation: an inline form for htmx, a small page without JavaScript."""
     conversations = current_conversations()
