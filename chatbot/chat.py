@@ -3,6 +3,7 @@
 import json
 import re
 import time
+from contextlib import contextmanager
 
 from flask import (
     Blueprint,
@@ -78,13 +79,26 @@ def composer_error(message, status, conversation=None):
     return _chat_page(conversation, status=status, error=message, draft=request.form.get("text", ""))
 
 
-def _start_reply(conversation, reply):
-    """Generate the reply on the server, now, in a job no request owns; it holds a reply slot until it ends."""
-    uid, slots = current_uid(), limits.get_reply_slots()
-    slots.take(uid, reply.id)
-    get_replies().start(
-        get_store(), get_llm(), uid, conversation.id, reply.id, on_end=lambda: slots.release(uid, reply.id)
-    )
+@contextmanager
+def _reply_slot():
+    """A slot for one more reply of this user, claimed first (429 when too many are being written).
+
+    The reply's job keeps it until it ends; a request that starts no reply gives it back.
+    """
+    slot = limits.take_reply_slot(current_uid())
+    try:
+        yield slot
+    except BaseException:
+        slot.release()
+        raise
+
+
+def _start_reply(conversation, reply, slot):
+    """Generate the reply on the server, now, in a job no request owns; it holds the slot until it ends."""
+    if reply is None:  # nothing to start (a reply already being written)
+        slot.release()
+        return
+    get_replies().start(get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=slot.release)
 
 
 def _wait_without_javascript(conversation, reply):
@@ -126,9 +140,9 @@ def start():
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status)
-    limits.require_reply_slot(current_uid())
-    conversation, reply = current_conversations().start(text, model)
-    _start_reply(conversation, reply)
+    with _reply_slot() as slot:
+        conversation, reply = current_conversations().start(text, model)
+    _start_reply(conversation, reply, slot)
     if not htmx.is_htmx():
         return _wait_without_javascript(conversation, reply)
     # Small on purpose; the sidebar learns of the conversation from the stream's first event.
@@ -158,10 +172,10 @@ def send(cid):
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status, conversations.get(cid))
-    limits.require_reply_slot(conversations.uid)
     before = conversations.get(cid).last_reply_id
-    conversation, reply = conversations.add_exchange(cid, text, model)
-    _start_reply(conversation, reply)
+    with _reply_slot() as slot:
+        conversation, reply = conversations.add_exchange(cid, text, model)
+    _start_reply(conversation, reply, slot)
     if not htmx.is_htmx():
         return _wait_without_javascript(conversation, reply)
     previous_reply = conversation.message(before) if before else None
@@ -178,10 +192,9 @@ def send(cid):
 @limits.limit_messages
 def regenerate(cid, mid):
     """Ask the model again: retry a failed, stopped or interrupted reply, or regenerate the last one."""
-    limits.require_reply_slot(current_uid())
-    conversation, reply = current_conversations().restart_reply(cid, mid)
-    if reply is not None:
-        _start_reply(conversation, reply)
+    with _reply_slot() as slot:
+        conversation, reply = current_conversations().restart_reply(cid, mid)
+    _start_reply(conversation, reply, slot)
     if not htmx.is_htmx():
         return _wait_without_javascript(conversation, conversation.message(mid))
     return events.render_message(conversation.message(mid), cid, conversation)
@@ -218,9 +231,9 @@ def edit(cid, mid):
             error=error,
             draft=request.form.get("text", ""),
         ), status
-    limits.require_reply_slot(conversations.uid)
-    conversation, reply = conversations.edit(cid, mid, text, model)
-    _start_reply(conversation, reply)
+    with _reply_slot() as slot:
+        conversation, reply = conversations.edit(cid, mid, text, model)
+    _start_reply(conversation, reply, slot)
     if not htmx.is_htmx():
         return _wait_without_javascript(conversation, reply)
     return _chat_page(conversation)
@@ -249,13 +262,22 @@ def stream(cid, mid):
     conversations = current_conversations()
     # Checked before the response starts, so a missing reply is a real 404, not an empty stream.
     message = conversations.get(cid).reply(mid)
-    after = request.headers.get("Last-Event-ID") or request.args.get("after") or None
+    after = _event_id(request.headers.get("Last-Event-ID") or request.args.get("after"))
     if message.finished and _log_is_over(cid, mid, after):
         # Nothing more will come: the finished reply at once (a stream reopened after the end).
         finished = [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid), events.frame("done", "")]
         return _event_stream(iter(finished))
     closed = limits.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
     return _event_stream(_follow(conversations, cid, mid, after), on_close=closed)
+
+
+# The ids the live backends give events: a number (memory) or a Redis Stream id.
+EVENT_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
+
+
+def _event_id(value):
+    """A resume id the backends could have given, or None (from the start) for anything else."""
+    return value if value and EVENT_ID.fullmatch(value) else None
 
 
 def _log_is_over(cid, mid, after):

@@ -3,9 +3,9 @@
 - Flask-Limiter counts requests per user (guest or account) and per client IP;
   storage in memory, or in Redis when REDIS_URL is set, so limits hold across
   processes and dynos. The decorators below are put on the views.
-- Reply slots: how many replies a user may have generated at once. The check
-  at send time is `require_reply_slot()`; the reply's job holds its slot with
-  `get_reply_slots()` -> ReplySlots.acquire(uid, mid) / release(uid, mid).
+- Reply slots: how many replies a user may have generated at once. A request
+  claims one with `take_reply_slot()` before it stores a reply (atomically, so
+  requests sent at once cannot all pass), and the reply's job releases it.
 - Log-in back-off: failed attempts per username and per IP; after a few free
   ones, each failure doubles the wait before the next attempt.
 
@@ -14,9 +14,9 @@ Every refusal is a 429 with Retry-After, answered by `_too_many` below.
 
 import ipaddress
 import math
+import secrets
 import threading
 import time
-from contextlib import contextmanager
 
 from flask import current_app, make_response, render_template, request
 from flask_limiter import Limiter
@@ -205,24 +205,33 @@ class ReplySlots:
         """True when uid may not start another reply now."""
         return self.enabled and self.backend.in_use(uid) >= self.limit
 
-    @contextmanager
-    def held(self, uid, mid):
-        """Hold reply mid's slot for the block (taken even over the limit: the check was at send time)."""
-        self.take(uid, mid)
-        try:
-            yield
-        finally:
-            self.release(uid, mid)
-
 
 def get_reply_slots():
     """Return the current app's ReplySlots."""
     return current_app.extensions["reply_slots"]
 
 
-def require_reply_slot(uid):
-    """Refuse (429) a new reply while uid has MAX_REPLIES_AT_ONCE replies being generated."""
-    if get_reply_slots().full(uid):
+class ReplySlot:
+    """One slot of a user's replies at once, claimed before the reply exists; release() is idempotent."""
+
+    def __init__(self, slots, uid, token):
+        self._slots, self.uid, self.token, self._released = slots, uid, token, False
+
+    def release(self):
+        """The reply ended, or was never made: the slot is free."""
+        if not self._released:
+            self._released = True
+            self._slots.release(self.uid, self.token)
+
+
+def take_reply_slot(uid):
+    """Claim a slot for one more reply of uid, atomically (429 while MAX_REPLIES_AT_ONCE are being written).
+
+    Claimed before the reply is stored, so requests sent at once cannot all pass a check made before any
+    of them holds a slot. The reply's job releases it when it ends; release it if no reply is started.
+    """
+    slots, token = get_reply_slots(), secrets.token_urlsafe(9)
+    if not slots.acquire(uid, token):
         limit = current_app.config["MAX_REPLIES_AT_ONCE"]
         replies = "reply is" if limit == 1 else f"{limit} replies are"
         raise Refused(
@@ -230,6 +239,7 @@ def require_reply_slot(uid):
             "Send it again when one has finished, or stop one.",
             retry_after=10,
         )
+    return ReplySlot(slots, uid, token)
 
 
 # Log-in back-off -----------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """A security review, as an attacker would try it: one finding a test, through real requests.
 
-Findings in code this review fixed pass; findings left to the owners of chat.py and live/ are
-strict xfails that say what is wrong, so they start passing (and fail as xfails) once fixed.
+Each finding was a failing test first; all of them are fixed now.
 """
 
 import re
@@ -112,7 +111,6 @@ def test_a_deleted_accounts_session_does_not_sign_in_whoever_takes_its_name(app)
 # Found in chat.py and live/: reported to the lead, not fixed here ------------------------------------
 
 
-@pytest.mark.xfail(reason="live/memory.py: int() of a Unicode or 5,000-digit 'after' raises: a 500", strict=True)
 @pytest.mark.parametrize("after", ["²", "9" * 5000])
 def test_a_malformed_resume_id_is_not_a_server_error(app, after):
     client = app.test_client()
@@ -134,11 +132,6 @@ class BlockingLLM(FakeLLM):
         yield from self.pieces
 
 
-@pytest.mark.xfail(
-    reason="chat.py: require_reply_slot() checks, the storage write follows, then take() ignores the limit: "
-    "parallel sends all pass the check",
-    strict=True,
-)
 def test_parallel_sends_cannot_run_more_replies_than_allowed(make_app, monkeypatch):
     app = make_app(MAX_REPLIES_AT_ONCE=2)
     model = app.extensions["llm"] = BlockingLLM()

@@ -62,7 +62,7 @@ class MemoryLive(Live):
             if timeout:
                 time.sleep(min(timeout, 0.2))
             return []
-        after = int(after) if after and str(after).isdigit() else 0
+        after = int(after) if after and str(after).isascii() and str(after).isdigit() else 0
         deadline = time.monotonic() + timeout
         with log.changed:
             while True:
