@@ -80,8 +80,10 @@ class MemoryLive(Live):
             log.expires = time.monotonic() + FINISHED_TTL
 
     def request_stop(self, key):
-        """Set the stop flag the job checks."""
-        log = self._log(key)
+        """Set the stop flag the job checks (no log: no job of this process to stop)."""
+        log = self._log(key, create=False)
+        if log is None:
+            return
         with log.changed:
             log.stop = True
             log.changed.notify_all()
