@@ -2,7 +2,7 @@
 
 import re
 
-from .conversations import UNTITLED
+from .conversations import MAX_TITLE_CHARS, UNTITLED
 from .llm import LLMError
 
 TITLE_PROMPT = "Give this conversation a descriptive, 5-word title with no emojis"
@@ -90,4 +90,5 @@ def make_title(llm, model, user_text, reply_text, settings):
         answer = llm.complete(messages, model, temperature=0.2, top_p=settings.top_p, max_tokens=24, seed=settings.seed)
     except LLMError:
         answer = ""
-    return clean_title(answer) or fallback_title(user_text)
+    title = clean_title(answer) or fallback_title(user_text)
+    return title[:MAX_TITLE_CHARS]  # the same bound as a title the user types

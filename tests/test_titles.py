@@ -156,3 +156,13 @@ def test_the_local_model_gets_a_title_or_the_users_words(local_llm, user_text):
         assert 2 <= len(title.split()) <= TITLE_WORDS
         assert "conversation" not in title.lower() and not title.startswith("I ")
         assert not title.endswith((".", ",", ":", "!"))
+
+
+def test_a_generated_title_is_never_longer_than_a_typed_one():
+    from chatbot.conversations import MAX_TITLE_CHARS
+    from chatbot.replies import Settings
+    from chatbot.titles import make_title
+    from support import FakeLLM
+
+    title = make_title(FakeLLM(title="Supercalifragilistic" * 20), None, "hello", "hi", Settings())
+    assert 0 < len(title) <= MAX_TITLE_CHARS
