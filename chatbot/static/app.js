@@ -54,7 +54,30 @@
     showJump(!following);
   }, true);
 
+  // A swap that removes the focused control (Stop, Retry, Regenerate, a rename's Save) would drop the focus
+  // to the start of the page: give it to what replaced that message or sidebar entry, else the composer.
+  var lastFocused = null;
+  document.addEventListener("focusin", function (event) { lastFocused = event.target; });
+
+  function keepFocus() {
+    var lost = lastFocused;
+    if (!lost || lost.isConnected || (document.activeElement && document.activeElement !== document.body)) return;
+    lastFocused = null;
+    var holder = lost.closest("article.message[id], li[data-conversation-id]");
+    var replacement = null;
+    if (holder && holder.id) {
+      replacement = document.getElementById(holder.id);
+    } else if (holder) {
+      replacement = document.querySelector('li[data-conversation-id="' + holder.getAttribute("data-conversation-id") + '"]');
+    }
+    var control = replacement && (replacement.querySelector(".regenerate, .stop, .entry-link") ||
+      replacement.querySelector("button, a[href], textarea"));
+    control = control || composerText();
+    if (control) control.focus({ preventScroll: true });
+  }
+
   new MutationObserver(function (records) {
+    keepFocus();
     for (var i = 0; i < records.length; i++) {
       var node = records[i].target;
       if (node.nodeType !== 1) node = node.parentNode;
@@ -213,7 +236,10 @@
     if (event.detail.type !== "message" || !wrapper.classList || !wrapper.classList.contains("reply-stream")) return;
     setTimeout(function () { // after the extension has closed the source
       var message = wrapper.querySelector("article.message");
-      if (message && wrapper.parentNode) wrapper.replaceWith(message);
+      if (!message || !wrapper.parentNode) return;
+      var focused = document.activeElement;
+      wrapper.replaceWith(message); // moving the message takes the focus from it: give it back
+      if (focused && message.contains(focused)) focused.focus({ preventScroll: true });
     }, 0);
   });
 

@@ -1,0 +1,95 @@
+"""What a user reviewing the app in Chromium found: a streaming reply laid out as its final render (no jump
+at the end), and the focus kept near the control a swap removes (Stop, Retry).
+
+The model is a FAKE (FakeSlowLLM below) writing known Markdown slowly: the model's text is not under test.
+"""
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from support import LiveServer, close_page, open_page
+
+pytestmark = pytest.mark.browser
+
+REPLY = (
+    "Some code:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nA table:\n\n"
+    "| fruit | colour |\n|---|---|\n| apple | red |\n| kiwi | green |\n\nThe end of the reply."
+)
+
+# Records, in the page, the streaming reply's height the moment its final render arrives.
+RECORD_HEIGHT_BEFORE_FINAL = """
+document.addEventListener("htmx:sseBeforeMessage", function (event) {
+  if (event.detail.type !== "final") return;
+  var content = event.target.querySelector(".content");
+  if (content) window.heightBeforeFinal = content.getBoundingClientRect().height;
+});
+"""
+
+
+class FakeSlowLLM:
+    """A FAKE model: REPLY in pieces of a few characters, one every `interval` seconds."""
+
+    models = ["SmolLM2-135M-Instruct"]
+
+    def __init__(self, interval=0.03, size=4):
+        self.interval, self.size = interval, size
+
+    def stream(self, messages, model=None, **params):
+        """Yield the reply slowly."""
+        for start in range(0, len(REPLY), self.size):
+            time.sleep(self.interval)
+            yield REPLY[start : start + self.size]
+
+    def complete(self, messages, model=None, **params):
+        """A fixed title."""
+        return "A slow fake title"
+
+
+@pytest.fixture
+def slow_app(make_app):
+    app = make_app()
+    app.extensions["llm"] = FakeSlowLLM()
+    return app
+
+
+@pytest.fixture
+def server(slow_app):
+    with LiveServer(slow_app) as server:
+        yield server
+
+
+def send(page, text="Show me some Markdown."):
+    composer = page.locator('textarea[name="text"]')
+    composer.fill(text)
+    composer.press("Enter")
+    return page.locator('[data-role="assistant"]').last
+
+
+def test_the_streaming_reply_has_the_height_of_its_final_render(browser, server):
+    page = open_page(browser, server.url)
+    page.add_init_script(RECORD_HEIGHT_BEFORE_FINAL)
+    page.reload()
+    reply = send(page)
+    expect(reply).to_have_attribute("data-status", "done")
+    final = reply.locator(".content").evaluate("content => content.getBoundingClientRect().height")
+    # app.js adds a header to the finished code block; the rest must not move.
+    header = reply.locator(".code-header").evaluate("header => header.getBoundingClientRect().height")
+    assert abs(page.evaluate("window.heightBeforeFinal") - (final - header)) <= 1
+    close_page(page)
+
+
+def test_stop_then_retry_keep_the_focus_on_the_reply(browser, server, slow_app):
+    slow_app.extensions["llm"] = FakeSlowLLM(interval=0.1)
+    page = open_page(browser, server.url)
+    reply = send(page)
+    page.get_by_role("button", name="Stop generating").focus()
+    page.keyboard.press("Enter")
+    expect(reply).to_have_attribute("data-status", "stopped")
+    expect(page.get_by_role("button", name="Retry")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Stop generating")).to_be_focused()
+    expect(reply).to_have_attribute("data-status", "done", timeout=30_000)
+    expect(page.get_by_role("button", name="Regenerate")).to_be_focused()
+    close_page(page)
