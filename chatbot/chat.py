@@ -98,7 +98,9 @@ def _start_reply(conversation, reply, slot):
     if reply is None:  # nothing to start (a reply already being written)
         slot.release()
         return
-    get_replies().start(get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=slot.release)
+    get_replies().start(
+        get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=slot.release, conversation=conversation
+    )
 
 
 def _wait_without_javascript(conversation, reply):

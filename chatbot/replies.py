@@ -113,11 +113,12 @@ def _produce(llm, messages, model, params, pieces, cancel):
 class Job:
     """One reply being generated in this process."""
 
-    def __init__(self, replies, llm, conversations, cid, mid):
+    def __init__(self, replies, llm, conversations, cid, mid, conversation=None):
         self.replies = replies
         self.llm = llm
         self.conversations = conversations
         self.cid, self.mid = cid, mid
+        self.conversation = conversation  # as just stored, when the caller has it: no read before the model starts
         self.key = reply_key(cid, mid)
         self.live = replies.live
         self.live_down = False
@@ -154,8 +155,7 @@ class Job:
 
     def _run(self):
         started = time.monotonic()
-        self.emit(events.STARTED)
-        conversation = self.conversations.get(self.cid)
+        conversation = self.conversation or self.conversations.get(self.cid)
         reply = conversation.reply(self.mid)
         settings = self.replies.settings
         prompt = build_prompt(conversation.history_before(self.mid), reply.model, settings)
@@ -163,6 +163,7 @@ class Job:
         threading.Thread(
             target=_produce, args=(self.llm, prompt, reply.model, settings.params(), pieces, cancel), daemon=True
         ).start()
+        self.emit(events.STARTED)  # after the model was asked: the streams' first work overlaps with the model's
         parts, status, error, first_piece_at, failure = [], STOPPED, None, None, None
         markdown, unrendered, last_render = LiveMarkdown(), "", 0.0
         last_save = time.monotonic()
@@ -257,9 +258,12 @@ class Replies:
         self._lock = threading.Lock()
         self._deadline = None
 
-    def start(self, store, llm, uid, cid, mid, on_end=None):
-        """Generate reply mid (already marked streaming in storage) in a job of its own; on_end() when it ends."""
-        job = Job(self, llm, Conversations(store, uid), cid, mid)
+    def start(self, store, llm, uid, cid, mid, on_end=None, conversation=None):
+        """Generate reply mid (already marked streaming in storage) in a job of its own; on_end() when it ends.
+
+        conversation, when given, is the conversation as just stored (it saves a read before the model starts).
+        """
+        job = Job(self, llm, Conversations(store, uid), cid, mid, conversation)
         job.on_end = on_end
         try:
             self.live.start(job.key)

@@ -7,7 +7,16 @@ import pytest
 
 from chatbot.llm import Unavailable
 from chatbot.render import render_markdown
-from support import HTMX, assemble, finish_reply, parse_events, start_conversation, stored_conversations, stream_url
+from support import (
+    HTMX,
+    assemble,
+    finish_reply,
+    finished_conversation,
+    parse_events,
+    start_conversation,
+    stored_conversations,
+    stream_url,
+)
 
 
 class FakeLLMThatMustNotRun:
@@ -153,8 +162,9 @@ def test_retry_after_failure_generates_the_reply(client, app, local_llm):
 
 
 def test_most_recent_conversation_opens_first(client):
-    first, _ = start_conversation(client, "first")
-    second, _ = start_conversation(client, "second")
+    # Each reply's end counts as activity too, so each conversation is read to its end first.
+    first, _ = finished_conversation(client, "first")
+    second, _ = finished_conversation(client, "second")
     response = client.get("/")
     assert response.status_code == 302
     assert response.headers["Location"] == f"/c/{second}"
