@@ -44,7 +44,7 @@ class FakeSlowLLM:
 
     def complete(self, messages, model=None, **params):
         """A fixed title."""
-        return "A slow fake title"
+        return "Fruit and code"
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def send(page, text="Show me some Markdown."):
     return page.locator('[data-role="assistant"]').last
 
 
-def test_the_streaming_reply_has_the_height_of_its_final_render(browser, server):
+def test_the_streaming_reply_has_the_height_of_its_final_render_and_the_tab_its_title(browser, server):
     page = open_page(browser, server.url)
     page.add_init_script(RECORD_HEIGHT_BEFORE_FINAL)
     page.reload()
@@ -77,6 +77,10 @@ def test_the_streaming_reply_has_the_height_of_its_final_render(browser, server)
     # app.js adds a header to the finished code block; the rest must not move.
     header = reply.locator(".code-header").evaluate("header => header.getBoundingClientRect().height")
     assert abs(page.evaluate("window.heightBeforeFinal") - (final - header)) <= 1
+    # The tab's title follows the conversation's: the first message, then the model's title.
+    expect(page).to_have_title("Fruit and code · Chatbot")
+    page.get_by_role("link", name="New chat").click()
+    expect(page).to_have_title("New chat · Chatbot")
     close_page(page)
 
 
