@@ -97,3 +97,15 @@ def test_stop_then_retry_keep_the_focus_on_the_reply(browser, server, slow_app):
     expect(reply).to_have_attribute("data-status", "done", timeout=30_000)
     expect(page.get_by_role("button", name="Regenerate")).to_be_focused()
     close_page(page)
+
+
+def test_the_phone_drawer_takes_the_focus_when_it_opens_and_gives_it_back(browser, server):
+    page = open_page(browser, server.url, viewport={"width": 375, "height": 740})
+    toggle = page.get_by_role("button", name="Conversations")
+    toggle.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("link", name="New chat")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(toggle).to_be_focused()
+    expect(page.locator("#sidebar")).to_be_hidden()
+    close_page(page)
