@@ -129,7 +129,15 @@ def rename(cid):
         return _rename_form(entry, 400, title=title, error=f"Titles have at most {MAX_TITLE_CHARS} characters.")
     renamed = conversations.rename(cid, title)
     if htmx.is_htmx():
-        return render_template("regions/conversation_entry.html", entry=renamed.index_entry())
+        # When the renamed conversation is the one on screen, its heading and the tab's title change too.
+        showing = htmx.current_url_path() == url_for("chat.conversation", cid=cid)
+        return render_template(
+            "responses/renamed.html",
+            entry=renamed.index_entry(),
+            conversation=renamed,
+            showing=showing,
+            current_id=cid if showing else None,
+        )
     return redirect(url_for("chat.conversation", cid=cid), 303)
 
 

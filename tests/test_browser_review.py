@@ -109,3 +109,15 @@ def test_the_phone_drawer_takes_the_focus_when_it_opens_and_gives_it_back(browse
     expect(toggle).to_be_focused()
     expect(page.locator("#sidebar")).to_be_hidden()
     close_page(page)
+
+
+def test_choosing_an_export_in_the_menu_closes_it(browser, server):
+    page = open_page(browser, server.url)
+    expect(send(page)).to_have_attribute("data-status", "done")
+    page.get_by_title("Conversation actions").click()
+    menu = page.locator("#conversation-menu")
+    expect(menu).to_have_attribute("open", "")
+    with page.expect_download():
+        page.get_by_role("link", name="Export Markdown").click()
+    expect(menu).not_to_have_attribute("open", "")
+    close_page(page)

@@ -41,6 +41,18 @@ def test_rename_sets_a_user_title_and_returns_the_entry(client, app):
     assert sidebar.count("data-conversation-id") == 1 and ">My &lt;b&gt;plans&lt;/b&gt;</a>" in sidebar
 
 
+def test_renaming_the_conversation_on_screen_renames_its_heading_and_the_tab(client, app):
+    cid, _ = finished_conversation(client)
+    other, _ = finished_conversation(client)
+    on_screen = {**HTMX, "HX-Current-URL": f"http://localhost/c/{cid}"}
+    response = client.post(f"/sidebar/{cid}/rename", data={"title": "Shown"}, headers=on_screen)
+    assert 'id="chat-title" class="chat-title" hx-swap-oob="true">Shown</h1>' in response.text
+    assert "<title>Shown · Chatbot</title>" in response.text and 'aria-current="page"' in response.text
+    # Another conversation's rename leaves the pane alone.
+    response = client.post(f"/sidebar/{other}/rename", data={"title": "Elsewhere"}, headers=on_screen)
+    assert "chat-title" not in response.text and "<title>" not in response.text
+
+
 def test_a_user_title_is_never_overwritten_by_the_generator(client, app):
     cid, mid = start_conversation(client, "Tell me a joke")
     client.post(f"/sidebar/{cid}/rename", data={"title": "Jokes"}, headers=HTMX)

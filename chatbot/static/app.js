@@ -265,7 +265,8 @@
       return;
     }
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {
-      if (!menu.contains(target)) menu.open = false; // a click elsewhere closes the menu
+      // A click elsewhere closes the menu, and so does an item (an export downloads and leaves the page as it was).
+      if (!menu.contains(target) || target.closest(".menu-items a")) menu.open = false;
     });
     var codeButton = target.closest(".copy-code");
     if (codeButton) {
