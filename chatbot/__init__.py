@@ -79,7 +79,8 @@ def _security_headers(response):
 
 def _register_error_pages(app):
     def error_page(status, message):
-        return htmx.page_or_fragment("error.html", "regions/error.html", status=status, message=message)
+        # `status` is the response's; the templates get it as `code`.
+        return htmx.page_or_fragment("error.html", "regions/error.html", status=status, code=status, message=message)
 
     @app.errorhandler(404)
     @app.errorhandler(NotFound)  # the domain's "no such conversation or message for this user"

@@ -299,3 +299,10 @@ def test_controls_on_unknown_conversations_or_messages_are_404(client):
     assert client.post(f"/c/{unknown}/messages/{mid}/regenerate", headers=HTMX).status_code == 404
     assert client.post(f"/sidebar/{unknown}/delete", headers=HTMX).status_code == 404
     assert client.get(f"/c/{cid}").status_code == 200
+
+
+def test_an_unknown_conversation_is_a_404_page_that_says_so(client):
+    response = client.get("/c/doesnotexist")
+    assert response.status_code == 404
+    assert "<title>404 · Chatbot</title>" in response.text and "<h1>404</h1>" in response.text
+    assert "This page or conversation does not exist." in response.text
