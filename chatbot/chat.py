@@ -85,6 +85,7 @@ def _reply_slot():
 
     The reply's job keeps it until it ends; a request that starts no reply gives it back.
     """
+    limits.require_token_budget(current_uid())
     slot = limits.take_reply_slot(current_uid())
     try:
         yield slot
@@ -94,12 +95,19 @@ def _reply_slot():
 
 
 def _start_reply(conversation, reply, slot):
-    """Generate the reply on the server, now, in a job no request owns; it holds the slot until it ends."""
+    """Generate the reply on the server, now, in a job no request owns; it holds the slot until it ends,
+    then its pieces are charged to the user's daily token budget."""
     if reply is None:  # nothing to start (a reply already being written)
         slot.release()
         return
+    budget = limits.get_token_budget()
+
+    def ended(pieces):
+        slot.release()
+        budget.charge(slot.uid, pieces)
+
     get_replies().start(
-        get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=slot.release, conversation=conversation
+        get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=ended, conversation=conversation
     )
 
 

@@ -141,6 +141,8 @@ def security_settings():
         "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
         **{name: _limit(name) for name in LIMIT_DEFAULTS},
         "MAX_REPLIES_AT_ONCE": _number("MAX_REPLIES_AT_ONCE", 2),
+        # Tokens (the model's pieces) one user may have generated a day; 0 turns the budget off.
+        "DAILY_TOKEN_BUDGET": _number("DAILY_TOKEN_BUDGET", 100_000),
         # Event streams open at once in one process (each holds a thread: gunicorn.conf.py has 256).
         "MAX_OPEN_STREAMS": _number("MAX_OPEN_STREAMS", 20),
         "MAX_OPEN_STREAMS_PER_IP": _number("MAX_OPEN_STREAMS_PER_IP", 60),

@@ -124,6 +124,7 @@ class Job:
         self.live_down = False
         self.thread = threading.Thread(target=self.run, name=f"reply-{mid}", daemon=True)
         self.on_end = None
+        self.pieces = 0  # the model's pieces so far (about one token each), for the user's daily budget
 
     def emit(self, kind, **data):
         """Log an event for the streams; once the live backend failed, the job goes on without it."""
@@ -151,7 +152,7 @@ class Job:
                 pass
             self.replies.forget(self)
             if self.on_end is not None:
-                self.on_end()  # e.g. give the user's reply slot back (chatbot/limits.py)
+                self.on_end(self.pieces)  # the user's reply slot back, the pieces charged (chatbot/limits.py)
 
     def _run(self):
         started = time.monotonic()
@@ -205,6 +206,7 @@ class Job:
                 else:
                     unrendered += piece
                 parts.append(piece)
+                self.pieces += 1
         finally:
             cancel.set()  # the producer abandons the model call at its next piece
         if unrendered:
@@ -259,7 +261,7 @@ class Replies:
         self._deadline = None
 
     def start(self, store, llm, uid, cid, mid, on_end=None, conversation=None):
-        """Generate reply mid (already marked streaming in storage) in a job of its own; on_end() when it ends.
+        """Generate reply mid (already marked streaming in storage) in a job of its own; on_end(pieces) at its end.
 
         conversation, when given, is the conversation as just stored (it saves a read before the model starts).
         """

@@ -437,3 +437,16 @@ def _wait_until(condition, seconds=30):
 def _wait_for_reply(client, cid):
     """Until the conversation's last reply has finished (the job runs in its own thread)."""
     _wait_until(lambda: _messages(client, cid)[-1]["status"] not in ("pending", "streaming"))
+
+
+def test_a_daily_token_budget_refuses_replies_once_spent_and_keeps_the_text(make_app):
+    app = make_app(DAILY_TOKEN_BUDGET=8, MESSAGE_LIMIT="100 per minute")  # FakeLLM writes 5 pieces a reply
+    client = app.test_client()
+    for _ in range(2):  # 5, then 10 pieces: the second reply may overrun the budget once
+        assert client.post("/new", data={"text": "hello"}, headers=HTMX).status_code == 200
+        app.extensions["replies"].wait_for_jobs(10)
+    refused = client.post("/new", data={"text": "one more"}, headers=HTMX)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert refused.headers["HX-Retarget"] == "#composer-error" and "allowance" in refused.text
+    other = app.test_client()  # another user's budget is their own
+    assert other.post("/new", data={"text": "hello"}, headers=HTMX).status_code == 200
