@@ -225,7 +225,8 @@ class Job:
         self.replies.log_reply(
             reply.model, started, first_piece_at, len(parts), outcome, self.conversations.uid, conversation=self.cid
         )
-        if conversation.title is None and status == DONE:
+        # A stopped first reply with some text is an exchange too: the conversation gets its title.
+        if conversation.title is None and (status == DONE or (status == STOPPED and text.strip())):
             title = make_title(self.llm, reply.model, conversation.first_user_text, text, settings)
             self.conversations.set_auto_title(self.cid, title)
             self.emit(events.TITLE)

@@ -306,3 +306,14 @@ def test_an_unknown_conversation_is_a_404_page_that_says_so(client):
     assert response.status_code == 404
     assert "<title>404 · Chatbot</title>" in response.text and "<h1>404</h1>" in response.text
     assert "This page or conversation does not exist." in response.text
+
+
+def test_a_conversation_whose_first_reply_was_stopped_still_gets_a_title(client, app):
+    app.extensions["llm"] = FakeEndlessLLM()
+    cid, mid = start_conversation(client)
+    time.sleep(0.2)
+    client.post(f"/c/{cid}/messages/{mid}/stop", headers=HTMX)
+    app.extensions["replies"].wait_for_jobs(10)
+    [conversation] = stored_conversations(app)
+    assert conversation["messages"][1]["status"] == "stopped"
+    assert conversation["title"] == "A title"
