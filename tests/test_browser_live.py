@@ -45,12 +45,18 @@ class FakeSlowLLM:
         return "A slow fake title"
 
 
-# Records, in the page, what the streaming bubble held the moment its final render arrived.
+# Records, in the page, what the streaming bubble held the moment its final render arrived (without the
+# headers app.js adds to finished code blocks).
 RECORD_BEFORE_FINAL = """
 document.addEventListener("htmx:sseBeforeMessage", function (event) {
   if (event.detail.type !== "final") return;
   var blocks = event.target.querySelector(".live-blocks"), tail = event.target.querySelector(".live-tail");
-  if (blocks && tail) window.beforeFinal = blocks.innerHTML + tail.innerHTML;
+  if (!blocks || !tail) return;
+  var held = document.createElement("div");
+  held.innerHTML = blocks.innerHTML + tail.innerHTML;
+  held.querySelectorAll(".code-header").forEach(function (header) { header.remove(); });
+  held.querySelectorAll("[data-decorated]").forEach(function (el) { el.removeAttribute("data-decorated"); });
+  window.beforeFinal = held.innerHTML;
 });
 """
 # The finished reply's HTML without what app.js adds at the end (code block headers).
@@ -105,6 +111,7 @@ def test_markdown_renders_while_the_reply_streams_and_the_end_does_not_jump(brow
     # Before the reply ends: a heading, a highlighted code block and a table, and never a raw fence.
     expect(streaming.locator("h2")).to_have_text("A heading")
     expect(streaming.locator(".highlight code .k").first).to_have_text("def")
+    expect(streaming.locator(".code-header")).to_contain_text("python")  # once the block is finished
     assert "```" not in streaming.inner_text()
     expect(streaming.locator("table td").first).to_have_text("one")
     expect(reply).to_have_attribute("data-status", "done")

@@ -206,8 +206,10 @@
     var commit = Number(patch.slice(first + 1, second));
     var tail = (content.liveTail || "").slice(0, keep) + patch.slice(second + 1);
     if (commit) {
-      content.querySelector(".live-blocks").insertAdjacentHTML("beforeend", tail.slice(0, commit));
+      var blocks = content.querySelector(".live-blocks");
+      blocks.insertAdjacentHTML("beforeend", tail.slice(0, commit));
       tail = tail.slice(commit);
+      decorateCodeBlocks(blocks.parentNode); // a finished code block gets its header now, not at the end
     }
     content.liveTail = tail;
     content.querySelector(".live-tail").innerHTML = tail;
