@@ -150,6 +150,8 @@ def test_export_links_download_markdown_and_json(page):
         page.get_by_role("link", name="Export JSON").click()
     document = json.loads(open(download.value.path()).read())
     assert document["messages"][0]["content"] == "Export me"
+    expect(page.locator("#conversation-menu")).not_to_have_attribute("open", "")  # an item chosen closes the menu
+    page.locator("#conversation-menu summary").click()
     with page.expect_download() as download:
         page.get_by_role("link", name="Export Markdown").click()
     assert "Export me" in open(download.value.path()).read()
