@@ -54,7 +54,7 @@ def when_ready(server):
 
 
 def _replies(worker):
-    extensions = getattr(worker.wsgi, "extensions", {})
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})  # no app when it failed to load
     return extensions.get("replies")
 
 

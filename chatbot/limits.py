@@ -316,29 +316,29 @@ class TokenBudget:
     Usable from a reply's job: it holds Flask-Limiter's strategy, not the app.
     """
 
-    def __init__(self, strategy, per_day):
-        self.strategy, self.per_day = strategy, per_day
-        self.item = parse(f"{per_day} per day") if per_day > 0 else None
+    def __init__(self, limiter, per_day, enabled=True):
+        self._limiter, self.per_day = limiter, per_day
+        self.item = parse(f"{per_day} per day") if per_day > 0 and enabled else None
 
     def exhausted(self, uid):
         """True when uid has used the day's budget."""
-        return self.item is not None and not self.strategy.test(self.item, "tokens", uid)
+        return self.item is not None and not self._limiter.limiter.test(self.item, "tokens", uid)
 
     def charge(self, uid, tokens):
         """Count tokens against uid's day."""
         if self.item is not None and tokens > 0:
-            self.strategy.hit(self.item, "tokens", uid, cost=tokens)
+            self._limiter.limiter.hit(self.item, "tokens", uid, cost=tokens)
 
     def retry_after(self, uid):
         """Seconds until uid's budget is renewed."""
-        reset_at = self.strategy.get_window_stats(self.item, "tokens", uid).reset_time
+        reset_at = self._limiter.limiter.get_window_stats(self.item, "tokens", uid).reset_time
         return max(1, reset_at - time.time())
 
 
 def require_token_budget(uid):
     """Refuse (429) a new reply when uid has used the day's DAILY_TOKEN_BUDGET."""
     budget = current_app.extensions["token_budget"]
-    if current_app.config["RATELIMIT_ENABLED"] and budget.exhausted(uid):
+    if budget.exhausted(uid):
         raise Refused(
             "Your message was not sent: you have used today's allowance of replies. It renews within a day.",
             retry_after=budget.retry_after(uid),
@@ -445,7 +445,9 @@ def init_app(app):
     app.extensions["reply_slots"] = ReplySlots(
         backend, app.config["MAX_REPLIES_AT_ONCE"], enabled=app.config["RATELIMIT_ENABLED"]
     )
-    app.extensions["token_budget"] = TokenBudget(limiter.limiter, app.config["DAILY_TOKEN_BUDGET"])
+    app.extensions["token_budget"] = TokenBudget(
+        limiter, app.config["DAILY_TOKEN_BUDGET"], enabled=app.config["RATELIMIT_ENABLED"]
+    )
     app.extensions["open_streams"] = OpenStreams(
         app.config["MAX_OPEN_STREAMS"], app.config["MAX_OPEN_STREAMS_PER_IP"], enabled=app.config["RATELIMIT_ENABLED"]
     )

@@ -450,3 +450,10 @@ def test_a_daily_token_budget_refuses_replies_once_spent_and_keeps_the_text(make
     assert refused.headers["HX-Retarget"] == "#composer-error" and "allowance" in refused.text
     other = app.test_client()  # another user's budget is their own
     assert other.post("/new", data={"text": "hello"}, headers=HTMX).status_code == 200
+
+
+def test_with_rate_limits_off_the_app_starts_and_replies(make_app):
+    app = make_app(RATELIMIT_ENABLED=False)
+    client = app.test_client()
+    assert client.post("/new", data={"text": "hello"}, headers=HTMX).status_code == 200
+    app.extensions["replies"].wait_for_jobs(10)
