@@ -313,6 +313,7 @@ def _follow(conversations, cid, mid, after):
     """Yield the reply's events after `after`, live, until done; heartbeats while quiet."""
     live, replies, key = get_live(), get_replies(), reply_key(cid, mid)
     last_sent = last_event = last_check = time.monotonic()
+    yield events.RECONNECT
     try:
         while not replies.shutting_down:  # a stopping process lets the browser reconnect elsewhere
             found = live.read(key, after, timeout=READ_SECONDS)

@@ -25,6 +25,8 @@ from .conversations import ERROR, Message
 STARTED, RENDER, FINAL, TITLE, DONE = "started", "render", "final", "title", "done"
 SSE_NAMES = {STARTED: "sidebar", RENDER: "render", FINAL: "final", TITLE: "title", DONE: "done"}
 HEARTBEAT = ": heartbeat\n\n"
+# Sent first on every stream: a browser whose connection dropped tries again after 1 s (its default is 3 s).
+RECONNECT = "retry: 1000\n\n"
 
 
 def frame(name, data, event_id=None):

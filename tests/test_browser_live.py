@@ -154,7 +154,7 @@ def test_a_dropped_network_resumes_with_nothing_missing_or_twice(browser, server
     proxy.cut()
     time.sleep(1.5)  # the reply goes on on the server meanwhile
     proxy.restore()
-    expect(reply).to_have_attribute("data-status", "done", timeout=30_000)
+    expect(reply).to_have_attribute("data-status", "done", timeout=60_000)
     assert page.evaluate("window.beforeFinal") == reply.evaluate(FINAL_WITHOUT_DECORATIONS)
     assert stored_reply(slow_app)["content"] == REPLY
     page.context.close()  # the cut may log a failed request: not an error of the page's own
