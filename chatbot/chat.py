@@ -182,18 +182,17 @@ def send(cid):
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status, conversations.get(cid))
-    before = conversations.get(cid).last_reply_id
     with _reply_slot() as slot:
         conversation, reply = conversations.add_exchange(cid, text, model)
     _start_reply(conversation, reply, slot)
     if not htmx.is_htmx():
         return _wait_without_javascript(conversation, reply)
-    previous_reply = conversation.message(before) if before else None
+    user = conversation.messages[-2]  # add_exchange appends the user's message, then its reply
     return render_template(
         "responses/sent.html",
         conversation=conversation,
-        exchange=conversation.messages[-2:],
-        previous_reply=previous_reply,
+        exchange=[user, reply],
+        previous_reply=conversation.reply_before(user.id),
     )
 
 
@@ -275,8 +274,7 @@ def stream(cid, mid):
     after = _event_id(request.headers.get("Last-Event-ID") or request.args.get("after"))
     if message.finished and _log_is_over(cid, mid, after):
         # Nothing more will come: the finished reply at once (a stream reopened after the end).
-        finished = [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid), events.frame("done", "")]
-        return _event_stream(iter(finished))
+        return _event_stream(iter(_the_end(conversations, cid, mid)))
     closed = limits.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
     return _event_stream(_follow(conversations, cid, mid, after), on_close=closed)
 
@@ -356,4 +354,9 @@ def _ended_elsewhere(conversations, cid, mid, quiet):
         conversations.interrupt_dead_replies(cid)  # its job died: say so now, and let Retry work
     elif quiet < FINISHED_QUIET_SECONDS and get_live().read(reply_key(cid, mid)):
         return None
+    return _the_end(conversations, cid, mid)
+
+
+def _the_end(conversations, cid, mid):
+    """The reply as stored, then done: for a stream with nothing to follow."""
     return [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid), events.frame("done", "")]

@@ -165,6 +165,11 @@ class Conversation:
         """The id of the last assistant message (the one that may be regenerated), or None."""
         return next((message.id for message in reversed(self.messages) if message.role == "assistant"), None)
 
+    def reply_before(self, mid):
+        """The last assistant message before message mid, or None."""
+        position = [message.id for message in self.messages].index(mid)
+        return next((message for message in reversed(self.messages[:position]) if message.role == "assistant"), None)
+
     @property
     def display_title(self):
         """The title to show: the conversation's, or a placeholder until it has one."""
@@ -308,22 +313,12 @@ class Conversations:
         return Conversation.from_dict(document)
 
     def start(self, text, model):
-        """Create a conversation whose first message is text; return it and its pending reply."""
-        if self.max_conversations is not None and len(self.index()) >= self.max_conversations:
-            raise CapReached(
-                f"You have {self.max_conversations:,} conversations, the most allowed. Delete some to start a new one."
-            )
+        """Create a conversation whose first message is text; return it and its streaming reply."""
+        self._check_room()
         stamp = now()
         conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp)
         reply = conversation.add_exchange(text, model)
-
-        def create(existing):
-            if existing is not None:  # a 96-bit id collided: vanishingly unlikely, never overwrite
-                raise RuntimeError("conversation id collision")
-            return conversation.to_dict()
-
-        update_json(self.store, self._key(conversation.id), create)
-        self._index_upsert(conversation)
+        self._create(conversation)
         return conversation, reply
 
     def start_copy(self, title, model, messages):
@@ -331,10 +326,7 @@ class Conversations:
 
         "Continue this chat" on a shared snapshot: the copy is the visitor's own, with new ids.
         """
-        if self.max_conversations is not None and len(self.index()) >= self.max_conversations:
-            raise CapReached(
-                f"You have {self.max_conversations:,} conversations, the most allowed. Delete some to start a new one."
-            )
+        self._check_room()
         stamp = now()
         conversation = Conversation(
             id=new_id(),
@@ -355,15 +347,25 @@ class Conversations:
             for message in messages
             if message.get("role") in ("user", "assistant")
         ]
+        self._create(conversation)
+        return conversation
+
+    def _check_room(self):
+        if self.max_conversations is not None and len(self.index()) >= self.max_conversations:
+            raise CapReached(
+                f"You have {self.max_conversations:,} conversations, the most allowed. Delete some to start a new one."
+            )
+
+    def _create(self, conversation):
+        """Store a new conversation, then list it in the index."""
 
         def create(existing):
-            if existing is not None:
+            if existing is not None:  # a 96-bit id collided: vanishingly unlikely, never overwrite
                 raise RuntimeError("conversation id collision")
             return conversation.to_dict()
 
         update_json(self.store, self._key(conversation.id), create)
         self._index_upsert(conversation)
-        return conversation
 
     def add_exchange(self, cid, text, model):
         """Append the user's text and its streaming reply; return (conversation, reply)."""

@@ -113,7 +113,7 @@ def _produce(llm, messages, model, params, pieces, cancel):
 class Job:
     """One reply being generated in this process."""
 
-    def __init__(self, replies, llm, conversations, cid, mid, conversation=None):
+    def __init__(self, replies, llm, conversations, cid, mid, conversation=None, on_end=None):
         self.replies = replies
         self.llm = llm
         self.conversations = conversations
@@ -123,8 +123,8 @@ class Job:
         self.live = replies.live
         self.live_down = False
         self.thread = threading.Thread(target=self.run, name=f"reply-{mid}", daemon=True)
-        self.on_end = None
-        self.pieces = 0  # the model's pieces so far (about one token each), for the user's daily budget
+        self.on_end = on_end  # on_end(pieces) when the job ends, whatever the outcome
+        self.pieces = 0  # the model's pieces (about one token each), for the user's daily budget
 
     def emit(self, kind, **data):
         """Log an event for the streams; once the live backend failed, the job goes on without it."""
@@ -206,9 +206,9 @@ class Job:
                 else:
                     unrendered += piece
                 parts.append(piece)
-                self.pieces += 1
         finally:
             cancel.set()  # the producer abandons the model call at its next piece
+            self.pieces = len(parts)
         if unrendered:
             self._render(markdown, unrendered)
         text = "".join(parts)
@@ -266,8 +266,7 @@ class Replies:
 
         conversation, when given, is the conversation as just stored (it saves a read before the model starts).
         """
-        job = Job(self, llm, Conversations(store, uid), cid, mid, conversation)
-        job.on_end = on_end
+        job = Job(self, llm, Conversations(store, uid), cid, mid, conversation, on_end)
         try:
             self.live.start(job.key)
         except LiveUnavailable as error:

@@ -149,3 +149,12 @@ def test_messages_of_older_versions_load():
     assert isinstance(conversation.messages[0], Message)
     assert conversation.interrupt_dead_replies()
     assert conversation.messages[0].status == INTERRUPTED
+
+
+def test_reply_before_a_message_is_the_last_assistant_message_before_it():
+    conversation, first = conversation_with_reply()
+    second = conversation.add_exchange("Next", "m")
+    question = conversation.messages[-2]
+    assert conversation.reply_before(question.id) is first
+    assert conversation.reply_before(conversation.messages[0].id) is None
+    assert conversation.reply_before(second.id) is first
