@@ -24,6 +24,7 @@ from limits import parse
 from werkzeug.exceptions import TooManyRequests
 
 from .conversations import CapReached
+from .htmx import is_htmx, retarget
 
 # Endpoints whose htmx POSTs come from the chat, where the composer shows the error (its text stays typed).
 COMPOSER_ENDPOINTS = {"chat.start", "chat.send", "chat.regenerate", "chat.edit"}
@@ -337,7 +338,7 @@ class TokenBudget:
 
 def require_token_budget(uid):
     """Refuse (429) a new reply when uid has used the day's DAILY_TOKEN_BUDGET."""
-    budget = current_app.extensions["token_budget"]
+    budget = get_token_budget()
     if budget.exhausted(uid):
         raise Refused(
             "Your message was not sent: you have used today's allowance of replies. It renews within a day.",
@@ -409,10 +410,10 @@ def _too_many(error):
     """429: in the composer for the chat's htmx posts (the text stays), else a fragment or a page."""
     retry_after = _retry_after(error)
     message = _message(error, retry_after)
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         response = make_response(render_template("regions/limit_error.html", message=message), 429)
         if request.method == "POST" and request.endpoint in COMPOSER_ENDPOINTS:
-            response.headers.update({"HX-Retarget": "#composer-error", "HX-Reswap": "innerHTML"})
+            retarget(response, "#composer-error")
     else:
         resend = request.method == "POST" and request.endpoint in ("chat.start", "chat.send")
         response = make_response(render_template("limited.html", message=message, resend=resend), 429)
@@ -423,9 +424,9 @@ def _too_many(error):
 
 def _cap_reached(error):
     """403 for a cap on what a user stores: said in the composer (htmx), else on a page."""
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         response = make_response(render_template("regions/limit_error.html", message=str(error)), 403)
-        response.headers.update({"HX-Retarget": "#composer-error", "HX-Reswap": "innerHTML"})
+        retarget(response, "#composer-error")
     else:
         response = make_response(render_template("limited.html", message=str(error), heading="Limit reached"), 403)
     response.vary.add("HX-Request")
