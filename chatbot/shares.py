@@ -83,14 +83,19 @@ class Shares:
 
     def create(self, conversation):
         """Make a new link to a snapshot of conversation (which the caller read as this user's); return its entry."""
-        if len(self.links()) >= MAX_LINKS:
-            raise CapReached(f"You have {MAX_LINKS} share links, the most allowed. Revoke some to make another.")
         sid = new_share_id()
         snapshot = snapshot_of(conversation, sid, self.uid)
         entry = {"id": sid, "cid": conversation.id, "title": conversation.title, "created_at": snapshot["created_at"]}
+
+        def add(entries):
+            # The cap is checked on the list being written, so one read serves both.
+            if len(entries or []) >= MAX_LINKS:
+                raise CapReached(f"You have {MAX_LINKS} share links, the most allowed. Revoke some to make another.")
+            return [entry] + (entries or [])
+
         # The list first: a crash in between leaves a listed link that shows nothing (and can be revoked),
         # never a readable snapshot its owner cannot see or revoke.
-        update_json(self.store, self._index_key(), lambda entries: [entry] + (entries or []))
+        update_json(self.store, self._index_key(), add)
 
         def create(existing):
             if existing is not None:  # 128 random bits collided: never overwrite someone's snapshot
@@ -105,23 +110,26 @@ class Shares:
         entry = next((entry for entry in self.links() if entry["id"] == sid), None)
         if entry is None:
             raise NotFound(sid)
-        self.store.delete(_share_key(sid))
-        update_json(
-            self.store, self._index_key(), lambda entries: [kept for kept in entries or [] if kept["id"] != sid]
-        )
+        self._revoke([entry])
         return entry
 
     def revoke_conversation(self, cid):
         """Revoke every link to conversation cid (it is being deleted); return how many."""
-        return self._revoke_all(self.links(cid))
+        return self._revoke(self.links(cid))
 
     def revoke_all(self):
         """Revoke every link of this user (their data is being deleted); return how many."""
-        count = self._revoke_all(self.links())
+        count = self._revoke(self.links())
         self.store.delete(self._index_key())
         return count
 
-    def _revoke_all(self, entries):
-        for entry in entries:
-            self.revoke(entry["id"])
+    def _revoke(self, entries):
+        """Delete the entries' snapshots, then take them off the list in one write; return how many."""
+        gone = {entry["id"] for entry in entries}
+        for sid in gone:
+            self.store.delete(_share_key(sid))
+        if gone:
+            update_json(
+                self.store, self._index_key(), lambda listed: [kept for kept in listed or [] if kept["id"] not in gone]
+            )
         return len(entries)
