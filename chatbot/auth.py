@@ -67,7 +67,7 @@ class SessionVersions:
             stamp, read_at = self._known.get(username, (None, -float("inf")))
         if time.monotonic() - read_at < self.seconds:
             return stamp
-        account, _ = read_json(store, _account_key(username))
+        account, _ = read_json(store, account_key(username))
         stamp = None if account is None else (account["uid"], account.get("session_version", 0))
         self.remember(username, stamp)
         return stamp
@@ -138,7 +138,8 @@ def user_required(view):
     return wrapped
 
 
-def _account_key(username):
+def account_key(username):
+    """The storage key of the account named username."""
     return f"accounts/{username}.json"
 
 
@@ -159,7 +160,7 @@ def create_account(store, username, password, uid):
             "session_version": 0,
         }
 
-    update_json(store, _account_key(username), create)
+    update_json(store, account_key(username), create)
     return created
 
 
@@ -173,7 +174,7 @@ def check_account(store, username, password):
     """Return the Account when the password matches, else None; as slow whether or not the username exists."""
     account = None
     if valid_username(username) and len(password) <= MAX_PASSWORD:
-        account, _ = read_json(store, _account_key(username))
+        account, _ = read_json(store, account_key(username))
     password_hash = account["password_hash"] if account else _dummy_hash()
     matches = check_password_hash(password_hash, password[:MAX_PASSWORD])
     if account is None or not matches:
@@ -189,7 +190,7 @@ def end_all_sessions(store, username):
             return None
         return {**account, "session_version": account.get("session_version", 0) + 1}
 
-    account = update_json(store, _account_key(username), bump)
+    account = update_json(store, account_key(username), bump)
     if account is not None:
         current_app.extensions["session_versions"].remember(username, (account["uid"], account["session_version"]))
 

@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import userdata
+from .conversations import is_valid_id
 from .llm import get_llm
 from .storage import StorageError, get_store, open_store
 
@@ -165,7 +166,7 @@ def users_list():
     store = get_store()
     found = userdata.accounts(store)
     for entry in found:
-        count = len(userdata.user_index(store, entry["uid"])) if entry["uid"] else 0
+        count = len(userdata.user_index(store, entry["uid"])) if is_valid_id(entry["uid"]) else 0
         click.echo(f"{entry['username']:<32}  created {entry['created_at'] or '?':<29}  {count} conversations")
     click.echo(f"{len(found)} accounts.")
 

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 from zipstream import ZipStream
 
-from .conversations import is_valid_id
+from .auth import account_key
+from .conversations import Conversations, is_valid_id
 from .shares import Shares
 from .storage import read_json
 
@@ -47,7 +48,7 @@ def accounts(store):
 
 def account(store, username):
     """One account as {username, uid, created_at}, or None."""
-    document, _ = read_json(store, f"accounts/{username}.json")
+    document, _ = read_json(store, account_key(username))
     if document is None:
         return None
     return {"username": username, "uid": document.get("uid"), "created_at": document.get("created_at")}
@@ -55,8 +56,7 @@ def account(store, username):
 
 def user_index(store, uid):
     """The user's index entries ({id, title, updated_at, model}), newest first."""
-    document, _ = read_json(store, f"users/{uid}/index.json")
-    return document or []
+    return Conversations(store, uid).index()
 
 
 def conversation_keys(store, uid):
@@ -83,7 +83,7 @@ def delete_account(store, username):
         return None
     count = delete_user_data(store, found["uid"]) if is_valid_id(found["uid"]) else 0
     # The account last: a half-done delete leaves an account to delete again, not an orphan guest.
-    store.delete(f"accounts/{username}.json")
+    store.delete(account_key(username))
     return count
 
 
