@@ -117,18 +117,23 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CONTINUES = re.compile(r"^(\s|>|[-*+](\s|$)|[0-9]+[.)](\s|$))")
 
 
+def _fence_after(fence, line):
+    """The code fence open after line ("```", "~~~~"...), given the one open before it (None: none)."""
+    found = _FENCE.match(line)
+    if found is None:
+        return fence
+    marker = found.group(1)
+    if fence is None:
+        return marker
+    closes = marker[0] == fence[0] and len(marker) >= len(fence) and not line.strip()[len(marker) :].strip()
+    return None if closes else fence
+
+
 def _open_fence(lines):
-    """The fence that is still open after these lines (as "```" or "~~~~"), or None."""
+    """The fence still open after these lines, or None."""
     fence = None
     for line in lines:
-        found = _FENCE.match(line)
-        if found is None:
-            continue
-        marker = found.group(1)
-        if fence is None:
-            fence = marker
-        elif marker[0] == fence[0] and len(marker) >= len(fence) and not line.strip()[len(marker) :].strip():
-            fence = None
+        fence = _fence_after(fence, line)
     return fence
 
 
@@ -136,19 +141,15 @@ def _last_break(text):
     """Where the last block that later text cannot change ends: the start of a line that begins a new
     block after a blank line, outside any fence (0 when there is none).
 
-    A list item, a quote, an indented or table line after a blank line may still belong to the block
-    before it (a loose list, say), so no break is made before one.
+    A list item, a quote or an indented line after a blank line may still belong to the block before
+    it (a loose list, say), so no break is made before one.
     """
     lines = text.split("\n")
     position, best, fence, blank = 0, 0, None, False
-    for number, line in enumerate(lines):
-        if number == len(lines) - 1:
-            break  # the last line may still be growing
+    for line in lines[:-1]:  # the last line may still be growing
         if fence is None and blank and line.strip() and not _CONTINUES.match(line):
             best = position
-        found = _FENCE.match(line)
-        if found:
-            fence = _open_fence([line]) if fence is None else (None if found.group(1)[0] == fence[0] else fence)
+        fence = _fence_after(fence, line)
         blank = fence is None and not line.strip()
         position += len(line) + 1
     return best

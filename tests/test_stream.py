@@ -11,7 +11,17 @@ import pytest
 import requests
 
 from chatbot.render import render_markdown
-from support import HTMX, FakeLLM, HttpChat, LiveServer, assemble, start_conversation, stored_conversations, stream_url
+from support import (
+    HTMX,
+    FakeLLM,
+    FakeSlowLLM,
+    HttpChat,
+    LiveServer,
+    assemble,
+    start_conversation,
+    stored_conversations,
+    stream_url,
+)
 
 TRICKY = [
     "plain ",
@@ -23,6 +33,11 @@ TRICKY = [
     "id: 9\n",
     "end",
 ]
+
+
+# The whole log, whether the reply is still being written or already finished (a fake model may finish
+# before the test opens the stream; opened afresh, a finished reply is sent whole, without its log).
+FROM_THE_START = {"Last-Event-ID": "0"}
 
 
 def sse_events(body):
@@ -54,7 +69,7 @@ def test_any_model_text_arrives_intact_and_cannot_forge_an_event(make_app):
     app.extensions["llm"] = FakeLLM(pieces=TRICKY)
     client = app.test_client()
     cid, mid = start_conversation(client)
-    body = client.get(stream_url(cid, mid)).text
+    body = client.get(stream_url(cid, mid), headers=FROM_THE_START).text
     assert "\r" not in body, "a bare carriage return would end an SSE line"
     found = sse_events(body)
     assert [name for _, name, _ in found].count("done") == 1 and found[-1][1] == "done"
@@ -65,7 +80,7 @@ def test_any_model_text_arrives_intact_and_cannot_forge_an_event(make_app):
 def test_every_event_has_an_increasing_id_and_resuming_gives_exactly_the_rest(client, app):
     app.extensions["llm"] = FakeLLM(pieces=[f"p{number} " for number in range(20)])
     cid, mid = start_conversation(client)
-    whole = sse_events(client.get(stream_url(cid, mid)).text)
+    whole = sse_events(client.get(stream_url(cid, mid), headers=FROM_THE_START).text)
     ids = [int(event_id) for event_id, _, _ in whole]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert shown(whole) == str(render_markdown("".join(f"p{number} " for number in range(20))))
@@ -91,7 +106,7 @@ def test_a_page_opened_mid_reply_attaches_to_the_reply(client, app):
 def test_two_readers_of_one_reply_see_the_same_events(client, app):
     app.extensions["llm"] = FakeLLM(pieces=[f"w{number} " for number in range(10)])
     cid, mid = start_conversation(client)
-    first = sse_events(client.get(stream_url(cid, mid)).text)
+    first = sse_events(client.get(stream_url(cid, mid), headers=FROM_THE_START).text)
     second = sse_events(client.get(stream_url(cid, mid), headers={"Last-Event-ID": "0"}).text)
     assert shown(first) == shown(second) == str(render_markdown("".join(f"w{number} " for number in range(10))))
 
@@ -114,23 +129,10 @@ def test_a_missing_reply_is_a_404_before_any_stream(client):
     assert client.get(stream_url(cid, "A" * 16), headers=HTMX).status_code == 404
 
 
-class FakeEndlessLLM:
-    """A FAKE model that writes a piece every 50 ms for a long time: the test is about open streams."""
-
-    models = ["SmolLM2-135M-Instruct"]
-
-    def stream(self, *args, **kwargs):
-        for _ in range(2000):
-            time.sleep(0.05)
-            yield "word "
-
-    def complete(self, *args, **kwargs):
-        return "A title"
-
-
 def test_open_streams_per_user_are_capped_and_freed_when_they_close(make_app):
     app = make_app(MAX_OPEN_STREAMS=2, MAX_REPLIES_AT_ONCE=5, WTF_CSRF_ENABLED=True)
-    app.extensions["llm"] = FakeEndlessLLM()
+    # A FAKE model writing a piece every 50 ms for 100 s: the test is about open streams.
+    app.extensions["llm"] = FakeSlowLLM(["word "] * 2000, interval=0.05)
     with LiveServer(app) as server:  # over HTTP: each stream is served by a thread of its own, as in production
         chat = HttpChat(server.url)
         cid, mid = chat.start("Write forever.")
