@@ -12,8 +12,6 @@ an id gives exactly the events that followed it, which is how a reconnecting
 EventSource (Last-Event-ID) resumes with no gap and no duplicate.
 """
 
-import os
-
 from flask import current_app
 
 # A finished reply's log is kept this long, for streams that reconnect late.
@@ -73,8 +71,3 @@ def init_app(app):
 def get_live():
     """Return the current app's live backend."""
     return current_app.extensions["live"]
-
-
-def worker_count():
-    """How many gunicorn processes serve this app, from the settings gunicorn.conf.py reads."""
-    return int(os.environ.get("WEB_CONCURRENCY") or 1)
