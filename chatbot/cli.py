@@ -23,16 +23,16 @@ def check():
     """Write, read back and delete a probe object; print a verdict."""
     store = get_store()
     click.echo(f"Checking {store.url} ...")
+    check_store(store)
+    click.echo("OK: the store can be written, read and deleted.")
+
+
+def check_store(store):
+    """Ping, then write, read back and delete a probe object; raise ClickException naming the failure."""
     try:
         store.ping()  # first, for its hint of what to fix
     except StorageError as error:
         raise click.ClickException(f"storage check failed for {store.url}: {error}") from None
-    probe_store(store)
-    click.echo("OK: the store can be written, read and deleted.")
-
-
-def probe_store(store):
-    """Write, read back and delete a probe object; raise ClickException naming the failure."""
     key = f"probe/{secrets.token_hex(8)}.json"
     try:
         store.write(key, b'{"probe": true}')
@@ -143,11 +143,7 @@ def release_check():
     """Run before a release: the store can be written and read, and a configured model is served."""
     store = get_store()
     click.echo(f"Storage: {store.url}")
-    try:
-        store.ping()
-    except StorageError as error:
-        raise click.ClickException(f"storage: {error}") from None
-    probe_store(store)
+    check_store(store)
     problems = _check_models()
     if problems:
         raise click.ClickException("models: " + "; ".join(problems))
