@@ -38,20 +38,24 @@ class S3Store(Store):
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
         self.url = f"s3://{bucket}/{self.prefix}"
-        self._client = None
-        self._ping_client = None
+        self._clients = {}  # botocore Config -> boto3 client
         self._lock = threading.Lock()
 
     @property
     def client(self):
         """The boto3 client, created once; boto3 clients are safe to share across threads."""
-        if self._client is None:
+        return self._client_with(CLIENT_CONFIG)
+
+    def _client_with(self, config):
+        """A boto3 client with config, created once per config (the store's, and the health check's)."""
+        client = self._clients.get(config)
+        if client is None:
             with self._lock:
-                if self._client is None:
-                    self._client = boto3.session.Session().client(
-                        "s3", endpoint_url=self.endpoint_url, config=CLIENT_CONFIG
-                    )
-        return self._client
+                client = self._clients.get(config)
+                if client is None:
+                    client = boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, config=config)
+                    self._clients[config] = client
+        return client
 
     def _key(self, key):
         return self.prefix + check_key(key)
@@ -125,14 +129,8 @@ class S3Store(Store):
 
     def ping(self):
         """Read a missing probe key within seconds; raise StorageUnavailable saying what to fix."""
-        if self._ping_client is None:
-            with self._lock:
-                if self._ping_client is None:
-                    self._ping_client = boto3.session.Session().client(
-                        "s3", endpoint_url=self.endpoint_url, config=PING_CONFIG
-                    )
         try:
-            self._ping_client.get_object(Bucket=self.bucket, Key=self._key("probe/ready.json"))
+            self._client_with(PING_CONFIG).get_object(Bucket=self.bucket, Key=self._key("probe/ready.json"))
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code in NOT_FOUND:
