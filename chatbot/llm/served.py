@@ -28,7 +28,7 @@ def _status_code(error):
     return error.response.status_code if getattr(error, "response", None) is not None else None
 
 
-def check_token(token, timeout=CHECK_TIMEOUT):
+def check_token(token):
     """Why the Hub refuses token, or None when it accepts it."""
     if not token:
         return "HF_TOKEN is not set: create a token with 'Make calls to Inference Providers' and set HF_TOKEN"
