@@ -62,9 +62,7 @@ def delete_account():
     error = None
     if request.method == "POST":
         # A password check is a guess like a log-in's: the same back-off, so it is no oracle (nor free hashing).
-        wait = limits.login_wait(current_user.username)
-        if wait > 0:
-            raise limits.Refused(f"Too many wrong passwords. Please retry in {max(1, round(wait))} seconds.", wait)
+        limits.require_login_allowed(current_user.username, "Too many wrong passwords.")
         if check_account(store, current_user.username, request.form.get("password", "")) is None:
             limits.login_failed(current_user.username)
             error = "That password is not right. Nothing was deleted."

@@ -278,9 +278,7 @@ def login():
     error = None
     if request.method == "POST":
         username = request.form.get("username", "").strip().lower()[:64]
-        wait = limits.login_wait(username)
-        if wait > 0:
-            raise limits.Refused(f"Too many failed log-ins. Please retry in {max(1, round(wait))} seconds.", wait)
+        limits.require_login_allowed(username, "Too many failed log-ins.")
         account = check_account(get_store(), username, request.form.get("password", ""))
         if account is not None:
             limits.login_succeeded(username)

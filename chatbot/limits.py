@@ -260,6 +260,13 @@ def login_wait(username):
     return max([0, *waits])
 
 
+def require_login_allowed(username, reason):
+    """Refuse (429) a password check while username's back-off from this client lasts; reason opens the message."""
+    wait = login_wait(username)
+    if wait > 0:
+        raise Refused(f"{reason} Please retry in {max(1, round(wait))} seconds.", wait)
+
+
 def login_failed(username):
     """Count a failed log-in for username and this client; past the free ones, each doubles the wait."""
     if not current_app.config["RATELIMIT_ENABLED"]:
