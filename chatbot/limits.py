@@ -418,12 +418,12 @@ def _too_many(error):
     retry_after = _retry_after(error)
     message = _message(error, retry_after)
     if is_htmx():
-        response = make_response(render_template("regions/limit_error.html", message=message), 429)
+        response = make_response(render_template("regions/limit_error.html", message=message, code=429), 429)
         if request.method == "POST" and request.endpoint in COMPOSER_ENDPOINTS:
             retarget(response, "#composer-error")
     else:
         resend = request.method == "POST" and request.endpoint in ("chat.start", "chat.send")
-        response = make_response(render_template("limited.html", message=message, resend=resend), 429)
+        response = make_response(render_template("limited.html", message=message, resend=resend, code=429), 429)
     response.headers["Retry-After"] = str(retry_after)
     response.vary.add("HX-Request")
     return response
@@ -432,10 +432,11 @@ def _too_many(error):
 def _cap_reached(error):
     """403 for a cap on what a user stores: said in the composer (htmx), else on a page."""
     if is_htmx():
-        response = make_response(render_template("regions/limit_error.html", message=str(error)), 403)
+        response = make_response(render_template("regions/limit_error.html", message=str(error), code=403), 403)
         retarget(response, "#composer-error")
     else:
-        response = make_response(render_template("limited.html", message=str(error), heading="Limit reached"), 403)
+        page = render_template("limited.html", message=str(error), heading="Limit reached", code=403)
+        response = make_response(page, 403)
     response.vary.add("HX-Request")
     return response
 
