@@ -18,10 +18,15 @@ from .shares import Shares
 from .storage import read_json
 
 
-def _uid_of(key):
-    # users/{uid}/index.json or users/{uid}/conversations/{cid}.json
-    parts = key.split("/")
-    return parts[1] if len(parts) >= 3 and parts[0] == "users" and is_valid_id(parts[1]) else None
+def _user_ids(store):
+    """The ids of every user with something stored under users/{uid}/, sorted."""
+    uids = set()
+    for key in store.keys("users/"):
+        # users/{uid}/index.json or users/{uid}/conversations/{cid}.json
+        parts = key.split("/")
+        if len(parts) >= 3 and is_valid_id(parts[1]):
+            uids.add(parts[1])
+    return sorted(uids)
 
 
 def _parse_time(value):
@@ -101,9 +106,8 @@ def _last_active(store, uid):
 def guests(store):
     """Every guest (a users/{uid}/ no account points at) as {uid, last_active, conversations}."""
     owned = {found["uid"] for found in accounts(store)}
-    uids = sorted({uid for uid in map(_uid_of, store.keys("users/")) if uid and uid not in owned})
     result = []
-    for uid in uids:
+    for uid in (uid for uid in _user_ids(store) if uid not in owned):
         last_active, count = _last_active(store, uid)
         result.append({"uid": uid, "last_active": last_active, "conversations": count})
     return result
@@ -127,7 +131,7 @@ def usage(store, days, at=None):
     first_day = today - timedelta(days=days - 1)
     counts = defaultdict(Counter)
     users = defaultdict(set)
-    for uid in sorted({uid for uid in map(_uid_of, store.keys("users/")) if uid}):
+    for uid in _user_ids(store):
         for entry in user_index(store, uid):
             updated = _parse_time(entry.get("updated_at"))
             if updated is None or updated.date() < first_day:
