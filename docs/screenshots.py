@@ -11,7 +11,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from chatbot.llm.local import LocalLLM  # noqa: E402
-from support import CHROMIUM, CHROMIUM_ARGS, LiveServer, build_app  # noqa: E402
+from support import CHROMIUM, CHROMIUM_ARGS, LiveServer, build_app, send_message  # noqa: E402
 
 PROMPTS = ["Write a Python function that reverses a string.", "What is the capital of France?"]
 
@@ -28,9 +28,7 @@ def main():
             with page.expect_response(lambda response: response.url.endswith("/new")):
                 page.get_by_role("link", name="New chat", exact=True).click()
             page.wait_for_function("!document.querySelector('.htmx-request, .htmx-settling')")
-            page.locator('textarea[name="text"]').fill(prompt)
-            page.locator('textarea[name="text"]').press("Enter")
-            expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done", timeout=60_000)
+            expect(send_message(page, prompt)).to_have_attribute("data-status", "done", timeout=60_000)
             expect(page.locator("#sidebar [aria-current] ")).not_to_have_text("Untitled chat", timeout=30_000)
         page.locator("#sidebar .entry-link").last.click()
         expect(page.locator('[data-role="user"] .bubble')).to_have_text(PROMPTS[0])

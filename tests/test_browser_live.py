@@ -1,7 +1,7 @@
 """Live replies in Chromium: Markdown rendered as it arrives, and replies that survive reload, a closed tab,
 a dropped network, a second tab, and stop only on Stop.
 
-The model is a FAKE (FakeSlowLLM below) that writes a known Markdown reply slowly, so the page can be
+The model is a FAKE (support's FakeSlowLLM) that writes a known Markdown reply slowly, so the page can be
 compared with what was generated; what is tested is the app's streaming, resume and rendering.
 """
 
@@ -12,7 +12,16 @@ import pytest
 from playwright.sync_api import expect
 
 from chatbot.render import render_markdown
-from support import FaultProxy, LiveServer, close_page, open_page, stored_conversations
+from support import (
+    FakeSlowLLM,
+    FaultProxy,
+    LiveServer,
+    close_page,
+    in_pieces,
+    open_page,
+    send_message,
+    stored_conversations,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -24,25 +33,6 @@ REPLY = (
     + "More text follows the table, so the test sees it while the reply streams. " * 8
     + "\n\nThe end of the reply."
 )
-
-
-class FakeSlowLLM:
-    """A FAKE model: the known REPLY in pieces of a few characters, one every `interval` seconds."""
-
-    models = ["SmolLM2-135M-Instruct"]
-
-    def __init__(self, interval=0.03, size=4, text=REPLY):
-        self.interval, self.size, self.text = interval, size, text
-
-    def stream(self, messages, model=None, **params):
-        """Yield the reply slowly."""
-        for start in range(0, len(self.text), self.size):
-            time.sleep(self.interval)
-            yield self.text[start : start + self.size]
-
-    def complete(self, messages, model=None, **params):
-        """A fixed title."""
-        return "A slow fake title"
 
 
 # Records, in the page, what the streaming bubble held the moment its final render arrived (without the
@@ -73,7 +63,7 @@ FINAL_WITHOUT_DECORATIONS = """
 @pytest.fixture
 def slow_app(make_app):
     app = make_app()
-    app.extensions["llm"] = FakeSlowLLM()
+    app.extensions["llm"] = FakeSlowLLM(in_pieces(REPLY))
     return app
 
 
@@ -81,13 +71,6 @@ def slow_app(make_app):
 def server(slow_app):
     with LiveServer(slow_app) as server:
         yield server
-
-
-def send(page, text="Show me some Markdown."):
-    composer = page.locator('textarea[name="text"]')
-    composer.fill(text)
-    composer.press("Enter")
-    return page.locator('[data-role="assistant"]').last
 
 
 def stored_reply(app):
@@ -106,7 +89,7 @@ def test_markdown_renders_while_the_reply_streams_and_the_end_does_not_jump(brow
     page = open_page(browser, server.url)
     page.add_init_script(RECORD_BEFORE_FINAL)
     page.reload()
-    reply = send(page)
+    reply = send_message(page)
     streaming = page.locator('[data-role="assistant"][data-status="streaming"]')
     # Before the reply ends: a heading, a highlighted code block and a table, and never a raw fence.
     expect(streaming.locator("h2")).to_have_text("A heading")
@@ -124,7 +107,7 @@ def test_markdown_renders_while_the_reply_streams_and_the_end_does_not_jump(brow
 
 def test_reload_mid_reply_continues_and_ends_with_the_stored_text(browser, server, slow_app):
     page = open_page(browser, server.url)
-    send(page)
+    send_message(page)
     expect(page.locator('[data-status="streaming"] h2')).to_have_text("A heading")
     page.reload()
     reply = page.locator('[data-role="assistant"]')
@@ -136,7 +119,7 @@ def test_reload_mid_reply_continues_and_ends_with_the_stored_text(browser, serve
 
 def test_closing_the_page_mid_reply_lets_it_complete(browser, server, slow_app):
     page = open_page(browser, server.url)
-    send(page)
+    send_message(page)
     expect(page.locator('[data-status="streaming"] h2')).to_have_text("A heading")
     close_page(page)
     reply = wait_for_stored(slow_app, "done")
@@ -144,12 +127,12 @@ def test_closing_the_page_mid_reply_lets_it_complete(browser, server, slow_app):
 
 
 def test_a_dropped_network_resumes_with_nothing_missing_or_twice(browser, server, slow_app):
-    slow_app.extensions["llm"] = FakeSlowLLM(interval=0.06)
+    slow_app.extensions["llm"] = FakeSlowLLM(in_pieces(REPLY), interval=0.06)
     proxy = FaultProxy(server.port).start()
     page = open_page(browser, proxy.url)
     page.add_init_script(RECORD_BEFORE_FINAL)
     page.reload()
-    reply = send(page)
+    reply = send_message(page)
     expect(page.locator('[data-status="streaming"] h2')).to_have_text("A heading")
     proxy.cut()
     time.sleep(1.5)  # the reply goes on on the server meanwhile
@@ -162,7 +145,7 @@ def test_a_dropped_network_resumes_with_nothing_missing_or_twice(browser, server
 
 def test_two_tabs_on_one_conversation_both_see_the_reply_live(browser, server, slow_app):
     first = open_page(browser, server.url)
-    send(first)
+    send_message(first)
     expect(first.locator('[data-status="streaming"] h2')).to_have_text("A heading")
     second = first.context.new_page()
     second.goto(first.url)
@@ -176,9 +159,9 @@ def test_two_tabs_on_one_conversation_both_see_the_reply_live(browser, server, s
 
 
 def test_stop_ends_the_reply_and_keeps_what_was_generated(browser, server, slow_app):
-    slow_app.extensions["llm"] = FakeSlowLLM(interval=0.1)
+    slow_app.extensions["llm"] = FakeSlowLLM(in_pieces(REPLY), interval=0.1)
     page = open_page(browser, server.url)
-    reply = send(page)
+    reply = send_message(page)
     expect(page.locator('[data-status="streaming"] h2')).to_have_text("A heading")
     page.get_by_role("button", name="Stop generating").click()
     expect(reply).to_have_attribute("data-status", "stopped")
@@ -200,7 +183,7 @@ def test_sending_starts_the_model_before_the_stream_opens(browser, server, slow_
     model.stream = stream
     page = open_page(browser, server.url)
     page.route("**/stream*", lambda route: (started.wait(10), route.continue_()))
-    send(page)
+    send_message(page)
     expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done")
     assert started.is_set()
     close_page(page)

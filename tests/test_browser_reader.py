@@ -1,62 +1,26 @@
 """The reader in Chromium: scrolling that follows a reply only at the end, and the phone layout (375 px) with
 its conversation menu and drawer, with and without JavaScript.
 
-Replies come from a FAKE model (FakeSlowPiecesLLM) that writes numbered lines slowly: what is tested is
+Replies come from a FAKE model (support's FakeSlowLLM) that writes numbered lines slowly: what is tested is
 the page around the reply, not the reply.
 """
-
-import time
 
 import pytest
 from playwright.sync_api import expect
 
-from chatbot.conversations import new_id
-from support import LiveServer, as_guest, axe_violations, build_app, close_page, open_page, seed_conversations
+from support import FakeSlowLLM, axe_violations, close_page, open_as_guest, seeded_guest
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 375, "height": 667}
 
 
-class FakeSlowPiecesLLM:
-    """A FAKE model: `lines` numbered lines, one every `interval` seconds; a fixed title."""
-
-    models = ["SmolLM2-135M-Instruct"]
-
-    def __init__(self, lines=80, interval=0.05):
-        self.lines, self.interval = lines, interval
-
-    def stream(self, messages, model=None, **params):
-        """Yield the lines slowly."""
-        for number in range(self.lines):
-            time.sleep(self.interval)
-            yield f"Line {number} of a long reply.\n\n"
-
-    def complete(self, messages, model=None, **params):
-        """A fixed title."""
-        return "A slow fake title"
-
-
 @pytest.fixture
 def reader(tmp_path):
     """(server url, session cookie of a guest with two long conversations, their index entries)."""
-    app = build_app(tmp_path, FakeSlowPiecesLLM())
-    uid = new_id()
-    entries = seed_conversations(app.extensions["store"], uid, 2, messages=40)
-    client = as_guest(app.test_client(), uid)
-    client.get("/new")
-    cookie = client.get_cookie("session").value
-    with LiveServer(app) as server:
-        yield server.url, cookie, entries
-    app.extensions["replies"].wait_for_jobs(60)
-
-
-def open_as_reader(browser, reader, path="/", **options):
-    url, cookie, _ = reader
-    page = open_page(browser, "about:blank", **options)
-    page.context.add_cookies([{"name": "session", "value": cookie, "url": url}])
-    page.goto(url + path)
-    return page
+    model = FakeSlowLLM([f"Line {number} of a long reply.\n\n" for number in range(80)], interval=0.05)
+    with seeded_guest(tmp_path, model, 2, messages=40) as guest:
+        yield guest
 
 
 def distance_from_end(page):
@@ -67,7 +31,7 @@ def distance_from_end(page):
 
 
 def test_scrolling_up_during_a_reply_keeps_the_place_and_offers_jump_to_latest(browser, reader):
-    page = open_as_reader(browser, reader)
+    page = open_as_guest(browser, reader)
     jump = page.get_by_role("button", name="Jump to latest")
     assert distance_from_end(page) < 2  # a conversation opens at its end
     composer = page.locator('textarea[name="text"]')
@@ -101,7 +65,7 @@ def test_scrolling_up_during_a_reply_keeps_the_place_and_offers_jump_to_latest(b
 
 def test_opening_a_conversation_and_switching_back_start_at_its_end(browser, reader):
     _, _, entries = reader
-    page = open_as_reader(browser, reader)
+    page = open_as_guest(browser, reader)
     assert distance_from_end(page) < 2
     page.evaluate("document.getElementById('messages').scrollTop = 0")
     page.locator(f'[data-conversation-id="{entries[1]["id"]}"] .entry-link').click()
@@ -120,7 +84,7 @@ def test_opening_a_conversation_and_switching_back_start_at_its_end(browser, rea
 
 
 def test_a_sidebar_refresh_does_not_scroll_the_pane(browser, reader):
-    page = open_as_reader(browser, reader)
+    page = open_as_guest(browser, reader)
     page.evaluate("document.getElementById('messages').scrollTop = 100")
     with page.expect_response(lambda response: "/sidebar/" in response.url):
         page.evaluate("htmx.ajax('GET', '/sidebar/', {target: '#conversation-list', swap: 'outerHTML'})")
@@ -130,7 +94,7 @@ def test_a_sidebar_refresh_does_not_scroll_the_pane(browser, reader):
 
 
 def test_the_phone_layout_does_not_shift_while_loading(browser, reader):
-    page = open_as_reader(browser, reader, viewport=PHONE)
+    page = open_as_guest(browser, reader, viewport=PHONE)
     page.wait_for_load_state("networkidle")
     shift = page.evaluate("""new Promise((resolve) => {
         var total = 0;
@@ -145,7 +109,7 @@ def test_the_phone_layout_does_not_shift_while_loading(browser, reader):
 
 def test_phone_header_menu_and_drawer(browser, reader):
     _, _, entries = reader
-    page = open_as_reader(browser, reader, viewport=PHONE)
+    page = open_as_guest(browser, reader, viewport=PHONE)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     title = page.locator("#chat-title")
     expect(title).to_have_text(entries[0]["title"])
@@ -197,7 +161,7 @@ def test_phone_header_menu_and_drawer(browser, reader):
 
 def test_the_menu_works_without_javascript(browser, reader):
     _, _, entries = reader
-    page = open_as_reader(browser, reader, viewport=PHONE, java_script_enabled=False)
+    page = open_as_guest(browser, reader, viewport=PHONE, java_script_enabled=False)
     expect(page.get_by_role("button", name="Conversations")).to_be_hidden()
     expect(page.locator("#sidebar")).to_be_visible()  # stacked above the chat instead of a drawer
     page.locator("#conversation-menu summary").click()

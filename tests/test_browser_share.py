@@ -6,8 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from chatbot.conversations import new_id
-from support import FakeLLM, LiveServer, as_guest, axe_violations, build_app, close_page, open_page, seed_conversations
+from support import FakeLLM, axe_violations, close_page, open_as_guest, open_page, seeded_guest
 
 pytestmark = pytest.mark.browser
 
@@ -15,28 +14,14 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def owner(tmp_path):
     """(server url, the owner's session cookie, their conversations' index entries, newest first)."""
-    app = build_app(tmp_path, FakeLLM())
-    uid = new_id()
-    entries = seed_conversations(app.extensions["store"], uid, 2, messages=4)
-    client = as_guest(app.test_client(), uid)
-    client.get("/new")
-    with LiveServer(app) as server:
-        yield server.url, client.get_cookie("session").value, entries
-    app.extensions["replies"].wait_for_jobs(60)
-
-
-def owners_page(browser, owner, **options):
-    url, cookie, _ = owner
-    page = open_page(browser, "about:blank", **options)
-    page.context.add_cookies([{"name": "session", "value": cookie, "url": url}])
-    page.goto(url + "/")
-    return page
+    with seeded_guest(tmp_path, FakeLLM(), 2, messages=4) as guest:
+        yield guest
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_share_read_in_a_fresh_browser_then_revoke(browser, owner, scheme):
     url, _, entries = owner
-    page = owners_page(browser, owner, color_scheme=scheme)
+    page = open_as_guest(browser, owner, color_scheme=scheme)
     page.locator("#conversation-menu summary").click()
     page.locator("#conversation-menu").get_by_role("link", name="Share").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Share “{entries[0]['title']}”")
@@ -68,7 +53,7 @@ def test_share_read_in_a_fresh_browser_then_revoke(browser, owner, scheme):
 
 def test_the_share_page_and_continue_work_without_javascript(browser, owner):
     url, _, entries = owner
-    page = owners_page(browser, owner, java_script_enabled=False)
+    page = open_as_guest(browser, owner, java_script_enabled=False)
     page.goto(f"{url}/c/{entries[1]['id']}/share")
     page.get_by_role("button", name="Create a share link").click()
     link = page.locator(".share-url").first.input_value()
@@ -89,7 +74,7 @@ def test_the_share_page_and_continue_work_without_javascript(browser, owner):
 
 def test_the_share_page_fits_a_phone(browser, owner):
     url, _, entries = owner
-    page = owners_page(browser, owner, viewport={"width": 375, "height": 667})
+    page = open_as_guest(browser, owner, viewport={"width": 375, "height": 667})
     page.goto(f"{url}/c/{entries[0]['id']}/share")
     page.get_by_role("button", name="Create a share link").click()
     link = page.locator(".share-url").first.input_value()

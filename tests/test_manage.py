@@ -12,6 +12,7 @@ from chatbot.sidebar import group_by_date, highlight
 from support import (
     HTMX,
     FakeLLM,
+    FakeSlowLLM,
     finish_reply,
     finished_conversation,
     open_stream_at_first_token,
@@ -171,22 +172,13 @@ def test_stop_abandons_the_model_call_and_keeps_the_partial_reply(make_app, loca
     assert spy.abandoned == [True]
 
 
-class FakeEndlessLLM:
-    """A FAKE model that writes forever, a piece every 20 ms: the test is about stopping, not the reply."""
-
-    models = ["SmolLM2-135M-Instruct"]
-
-    def stream(self, *args, **kwargs):
-        while True:
-            time.sleep(0.02)
-            yield "word "
-
-    def complete(self, *args, **kwargs):
-        return "A title"
+def fake_endless_llm():
+    """A FAKE model that writes a piece every 20 ms for over half an hour: the test is about stopping."""
+    return FakeSlowLLM(["word "] * 100_000, interval=0.02)
 
 
 def test_stop_reaches_the_job_with_no_stream_open(client, app):
-    app.extensions["llm"] = FakeEndlessLLM()
+    app.extensions["llm"] = fake_endless_llm()
     cid, mid = start_conversation(client)
     time.sleep(0.2)
     assert client.post(f"/c/{cid}/messages/{mid}/stop", headers=HTMX).status_code == 204
@@ -309,7 +301,7 @@ def test_an_unknown_conversation_is_a_404_page_that_says_so(client):
 
 
 def test_a_conversation_whose_first_reply_was_stopped_still_gets_a_title(client, app):
-    app.extensions["llm"] = FakeEndlessLLM()
+    app.extensions["llm"] = fake_endless_llm()
     cid, mid = start_conversation(client)
     time.sleep(0.2)
     client.post(f"/c/{cid}/messages/{mid}/stop", headers=HTMX)

@@ -1,17 +1,39 @@
 """What tests, benchmarks and docs/screenshots.py share. Import from here, never from conftest or a test_ module.
 
-- app: the app as tests build it (build_app, TEST_SETTINGS), its store's contents, FakeLLM
+- app: the app as tests build it (build_app, TEST_SETTINGS), its store's contents, the fakes FakeLLM,
+  FakeSlowLLM and BlockingLLM
 - events: htmx requests and reading a reply's event stream
 - seeding: many conversations written straight to a store
 - servers: free ports, LiveServer (the app in a thread), LlamaServer, RedisServer, Gunicorn
 - fake_model: a FAKE OpenAI-compatible model server that streams a known reply at a known pace
 - http_chat: chatting with a running server over HTTP as htmx does, reading the event stream as it comes
 - s3: moto's S3 server and bucket names; faultproxy: cut the network to a server and restore it
-- browser: Chromium's path, a page that collects console errors, axe-core's violations
+- browser: Chromium's path, a page that collects console errors, axe-core's violations, sending a message,
+  a seeded guest's server and pages
 """
 
-from .app import CLEARED_ENVIRONMENT, TEST_SETTINGS, FakeLLM, as_guest, build_app, guest_uid, stored_conversations
-from .browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, close_page, open_page
+from .app import (
+    CLEARED_ENVIRONMENT,
+    TEST_SETTINGS,
+    BlockingLLM,
+    FakeLLM,
+    FakeSlowLLM,
+    as_guest,
+    build_app,
+    guest_uid,
+    in_pieces,
+    stored_conversations,
+)
+from .browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    axe_violations,
+    close_page,
+    open_as_guest,
+    open_page,
+    seeded_guest,
+    send_message,
+)
 from .events import (
     HTMX,
     assemble,
@@ -31,6 +53,7 @@ from .servers import BIN, ROOT, Gunicorn, LiveServer, LlamaServer, RedisServer, 
 
 __all__ = [
     "BIN",
+    "BlockingLLM",
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "CLEARED_ENVIRONMENT",
@@ -40,6 +63,7 @@ __all__ = [
     "TEST_SETTINGS",
     "FakeLLM",
     "FakeModelServer",
+    "FakeSlowLLM",
     "FaultProxy",
     "Gunicorn",
     "HttpChat",
@@ -60,11 +84,15 @@ __all__ = [
     "finished_conversation",
     "free_port",
     "guest_uid",
+    "in_pieces",
     "new_bucket",
+    "open_as_guest",
     "open_page",
     "open_stream_at_first_token",
     "parse_events",
     "seed_conversations",
+    "seeded_guest",
+    "send_message",
     "start_conversation",
     "stored_conversations",
     "stream_url",

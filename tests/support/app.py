@@ -1,6 +1,8 @@
 """The app as the tests build it, what its store holds, and a fake model for tests that are not about replies."""
 
 import json
+import threading
+import time
 
 from chatbot import create_app
 
@@ -79,3 +81,38 @@ class FakeLLM:
     def complete(self, messages, model=None, **params):
         """Return the fixed title (the app asks complete() only for titles)."""
         return self.title
+
+
+class FakeSlowLLM(FakeLLM):
+    """A FAKE model that writes slowly: its pieces one every `interval` seconds, for tests about what the page
+    or the server does while a reply streams (the text itself is known, not generated)."""
+
+    def __init__(self, pieces, interval=0.03, title="A slow fake title"):
+        super().__init__(pieces, title)
+        self.interval = interval
+
+    def stream(self, messages, model=None, **params):
+        """Yield the pieces, waiting `interval` seconds before each."""
+        for piece in self.pieces:
+            time.sleep(self.interval)
+            yield piece
+
+
+def in_pieces(text, size=4):
+    """text cut into pieces of `size` characters, as a model streams it."""
+    return [text[start : start + size] for start in range(0, len(text), size)]
+
+
+class BlockingLLM(FakeLLM):
+    """A FAKE model whose replies wait until the test sets `release` (30 s at most), counting in `started` the
+    replies that began: for tests about replies running at once, not about their text."""
+
+    def __init__(self):
+        super().__init__()
+        self.release, self.started = threading.Event(), 0
+
+    def stream(self, messages, model=None, **params):
+        """Wait for release, then yield the fixed pieces."""
+        self.started += 1
+        self.release.wait(30)
+        yield from self.pieces
