@@ -9,7 +9,7 @@ import pytest
 from chatbot.config import ConfigError
 from chatbot.llm import Unavailable
 from chatbot.render import render_markdown
-from support import HTMX, TEST_SETTINGS, FakeLLM, build_app, guest_uid, start_conversation
+from support import HTMX, TEST_SETTINGS, BlockingLLM, FakeLLM, build_app, guest_uid, start_conversation
 
 PASSWORD = "correct horse"
 
@@ -114,23 +114,9 @@ def test_sign_ups_are_limited_per_ip_and_only_created_accounts_count(make_app):
     assert retry_after(refused) and "Too many accounts" in refused.text
 
 
-class SlowLLM(FakeLLM):
-    """A FAKE model whose replies wait until the test lets them finish."""
-
-    def __init__(self):
-        super().__init__()
-        import threading
-
-        self.release = threading.Event()
-
-    def stream(self, messages, model=None, **params):
-        self.release.wait(30)
-        yield from self.pieces
-
-
 def test_replies_at_once_are_limited_per_user(make_app):
     app = make_app(MAX_REPLIES_AT_ONCE=1)
-    model = app.extensions["llm"] = SlowLLM()
+    model = app.extensions["llm"] = BlockingLLM()
     client = app.test_client()
     cid, _ = start_conversation(client, "one")
     refused = client.post(f"/c/{cid}/messages", data={"text": "two"}, headers=HTMX)

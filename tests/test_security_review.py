@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from chatbot.conversations import Conversations, new_id
-from support import HTMX, FakeLLM, as_guest, finished_conversation, guest_uid, seed_conversations, stream_url
+from support import HTMX, BlockingLLM, as_guest, finished_conversation, guest_uid, seed_conversations, stream_url
 
 PASSWORD = "correct horse"
 
@@ -117,19 +117,6 @@ def test_a_malformed_resume_id_is_not_a_server_error(app, after):
     cid, mid = finished_conversation(client)
     app.testing = False  # answer as in production: an exception is a 500 page
     assert client.get(f"{stream_url(cid, mid)}?after={after}").status_code == 200
-
-
-class BlockingLLM(FakeLLM):
-    """A FAKE model whose replies wait until released, counting how many run at once."""
-
-    def __init__(self):
-        super().__init__()
-        self.release, self.started = threading.Event(), 0
-
-    def stream(self, messages, model=None, **params):
-        self.started += 1
-        self.release.wait(30)
-        yield from self.pieces
 
 
 def test_parallel_sends_cannot_run_more_replies_than_allowed(make_app, monkeypatch):
