@@ -16,10 +16,10 @@ def fake_model():
         yield server
 
 
-@pytest.mark.redis
-@pytest.mark.gunicorn
-def test_limits_hold_across_two_gunicorn_instances_sharing_redis(tmp_path, redis_server, fake_model):
-    settings = {
+def shared_settings(tmp_path, redis_server, fake_model, **settings):
+    """The environment of two gunicorn instances of one deployment (one process each) sharing the store and
+    the Redis, with the fake model; plus `settings`."""
+    return {
         "SECRET_KEY": secrets.token_hex(32),
         "STORAGE_URL": f"file://{tmp_path}/data",
         "REDIS_URL": redis_server.url,
@@ -27,10 +27,21 @@ def test_limits_hold_across_two_gunicorn_instances_sharing_redis(tmp_path, redis
         "HF_BASE_URL": fake_model.url,
         "CHATBOT_MODELS": "fake-model",
         "WEB_CONCURRENCY": "1",
-        "MESSAGE_LIMIT": "4 per minute",
-        "MESSAGE_LIMIT_PER_IP": "6 per 2 minutes",  # a longer window: checked after the per-user one
-        "MAX_REPLIES_AT_ONCE": "10",
+        **settings,
     }
+
+
+@pytest.mark.redis
+@pytest.mark.gunicorn
+def test_limits_hold_across_two_gunicorn_instances_sharing_redis(tmp_path, redis_server, fake_model):
+    settings = shared_settings(
+        tmp_path,
+        redis_server,
+        fake_model,
+        MESSAGE_LIMIT="4 per minute",
+        MESSAGE_LIMIT_PER_IP="6 per 2 minutes",  # a longer window: checked after the per-user one
+        MAX_REPLIES_AT_ONCE="10",
+    )
     with Gunicorn(settings) as first, Gunicorn(settings) as second:
         chat = HttpChat(first.url)
         cid, _ = chat.start("one")
@@ -62,16 +73,7 @@ def test_limits_hold_across_two_gunicorn_instances_sharing_redis(tmp_path, redis
 @pytest.mark.redis
 @pytest.mark.gunicorn
 def test_login_back_off_holds_across_instances(tmp_path, redis_server, fake_model):
-    settings = {
-        "SECRET_KEY": secrets.token_hex(32),
-        "STORAGE_URL": f"file://{tmp_path}/data",
-        "REDIS_URL": redis_server.url,
-        "LLM_BACKEND": "huggingface",
-        "HF_BASE_URL": fake_model.url,
-        "WEB_CONCURRENCY": "1",
-        "LOGIN_FREE_FAILURES": "2",
-        "LOGIN_MAX_BACKOFF": "60",
-    }
+    settings = shared_settings(tmp_path, redis_server, fake_model, LOGIN_FREE_FAILURES="2", LOGIN_MAX_BACKOFF="60")
     with Gunicorn(settings) as first, Gunicorn(settings) as second:
         statuses = []
         for server in (first, second, first, second):
