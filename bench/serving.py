@@ -8,13 +8,14 @@ import sys
 import threading
 import time
 
-from support import ROOT
+from support import ROOT, FakeModelServer
 
-from . import fake_model
 from .registry import Row, benchmark, percentile
 from .servers import bench_gunicorn
 
 STREAMS = 200
+GUESTS = 20  # the streams come from this many guests, 10 each
+REPLY_SECONDS = 12  # long enough for every stream to be open at once while the messages are sent
 
 
 def rss_mb(pid):
@@ -65,38 +66,66 @@ def page_views_per_second(server, cookie, page):
     return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
 
 
-def page_views_while_streaming(guest, page, streams):
-    """Read streams replies at once while viewing page in a loop; return (view latencies in ms, dropped)."""
-    pending = [guest.start(f"question {number}")[1] for number in range(streams)]
-    outcomes, latencies = [], []
-    readers = [threading.Thread(target=lambda path=path: outcomes.append(guest.read_stream(path))) for path in pending]
-    for reader in readers:
-        reader.start()
-    while any(reader.is_alive() for reader in readers):
+class OpenStreams:
+    """Reads event streams in threads, counting how many are open at once."""
+
+    def __init__(self):
+        self.outcomes, self.open, self.most = [], 0, 0
+        self._lock = threading.Lock()
+        self.threads = []
+
+    def read(self, guest, path):
+        """Read one stream to its end in a thread of its own."""
+
+        def reader():
+            with self._lock:
+                self.open += 1
+                self.most = max(self.most, self.open)
+            self.outcomes.append(guest.read_stream(path))
+            with self._lock:
+                self.open -= 1
+
+        self.threads.append(threading.Thread(target=reader))
+        self.threads[-1].start()
+
+    def reading(self):
+        """True while any stream is still open."""
+        return any(thread.is_alive() for thread in self.threads)
+
+
+def page_views_while_streaming(guest, page, streams, port):
+    """Send `streams` messages from GUESTS guests and read each reply's stream at once, while guest views
+    page in a loop; return (view latencies in ms, streams dropped, most streams open at once).
+
+    Several guests, as in use: one user may have only a few replies being written at once
+    (MAX_REPLIES_AT_ONCE), and each user's replies update that user's index."""
+    writers = [Guest(port) for _ in range(GUESTS)]
+    readers, latencies = OpenStreams(), []
+    for number in range(streams):
+        writer = writers[number % GUESTS]
+        readers.read(writer, writer.start(f"question {number}")[1])
+    while readers.reading():
         start = time.perf_counter()
         guest.request("GET", page).read()
         latencies.append((time.perf_counter() - start) * 1000)
-    return latencies, streams - sum(outcomes)
+    return latencies, streams - sum(readers.outcomes), readers.most
 
 
 @benchmark("load")
 def load(servers):
     """gunicorn (as the Procfile runs it) against a fast fake model server: throughput, latency under
     streaming replies, a worker's memory."""
-    fake = fake_model.start()
-    model_url = f"http://127.0.0.1:{fake.server_port}/v1"
-    try:
+    # A FAKE model: 40 pieces over REPLY_SECONDS, so the load falls on the app.
+    with FakeModelServer(interval=REPLY_SECONDS / 40) as fake:
         with bench_gunicorn(
-            HF_TOKEN="bench", HF_BASE_URL=model_url, CHATBOT_MODELS="bench", MAX_REPLIES_AT_ONCE="1000"
+            HF_TOKEN="bench", HF_BASE_URL=fake.url, CHATBOT_MODELS="fake-model", MAX_REPLIES_AT_ONCE="1000"
         ) as server:
             guest = Guest(server.port)
             page, stream = guest.start("hello")
             assert guest.read_stream(stream)
             per_second = page_views_per_second(server, guest.cookie, page)
-            latencies, dropped = page_views_while_streaming(guest, page, STREAMS)
+            latencies, dropped, most = page_views_while_streaming(guest, page, STREAMS, server.port)
             worker_rss = max(rss_mb(pid) for pid in server.worker_pids())
-    finally:
-        fake.shutdown()
     # gunicorn.conf.py runs one process without REDIS_URL (a reply's stream must reach its process).
     workers = os.environ.get("WEB_CONCURRENCY", "2") if os.environ.get("REDIS_URL") else "1"
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
@@ -111,11 +140,11 @@ def load(servers):
         ),
         Row(
             f"Page views while {STREAMS} replies stream",
-            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms; {dropped} of {STREAMS} streams dropped",
+            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms; {most} streams open at once; {dropped} of {STREAMS} dropped",
             "p99 < 200 ms; none dropped",
             p99 < 200 and dropped == 0,
-            f"{len(latencies)} sequential page views during {STREAMS} SSE replies from a fast fake model "
-            f"server ({fake_model.WORDS} pieces at {fake_model.INTERVAL * 1000:.0f} ms)",
+            f"{len(latencies)} sequential page views during {STREAMS} SSE replies of {GUESTS} guests from a fast "
+            f"fake model server ({len(fake.pieces)} pieces at {fake.interval * 1000:.0f} ms)",
         ),
         Row(
             "Resident memory of one worker, Hugging Face backend",

@@ -2,6 +2,8 @@
 
 import json
 import os
+import random
+import time
 from urllib.parse import urlparse
 
 from flask import current_app
@@ -22,6 +24,7 @@ __all__ = [
 ]
 
 MAX_ATTEMPTS = 20
+BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.005, 0.25
 
 
 def open_store(url):
@@ -72,7 +75,11 @@ def update_json(store, key, change, encode=encode_json):
     On a concurrent write the document is read again and change applied again,
     so change must be a pure function of what it is given.
     """
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            # Writers that lost a race wait a random while before the next try, so that many at once
+            # (replies of one user ending together, all updating its index) spread out instead of colliding again.
+            time.sleep(random.uniform(0, min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS)))
         document, version = read_json(store, key)
         updated = change(document)
         if updated is None:

@@ -10,6 +10,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class ListeningHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server whose listen queue holds hundreds of connections at once (socketserver's
+    default is 5: a load test's many replies starting together would be refused, a fault of the fake)."""
+
+    request_queue_size = 512
+    daemon_threads = True
+
+
 class FakeModelServer:
     """Serves `pieces` one every `interval` seconds for a reply; a title request (few max_tokens) gets `title`."""
 
@@ -57,7 +65,7 @@ class FakeModelServer:
                     server.abandoned += 1
                 self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ListeningHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_port
         self.url = f"http://127.0.0.1:{self.port}/v1"
