@@ -14,10 +14,29 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# llama-cpp-python compiles llama.cpp the first time (about 5 minutes on 2 cores);
-# pip caches the wheel, so later installs take seconds.
-$(VENV)/.installed-app: requirements.txt requirements-local.txt requirements-local-nodeps.txt | $(VENV)/bin/python
-	$(BIN)/pip install -q -r requirements.txt -r requirements-local.txt
+# llama.cpp, built portably. pip's default build passes -march=native: the binary then uses whatever the
+# build host has (AVX-512, AMX) and dies with SIGILL elsewhere, or on VMs that advertise AMX without granting
+# it. We build for a fixed baseline instead: x86-64-v3 (AVX2, FMA, F16C; every x86-64 server CPU since 2013),
+# AVX-512 and AMX off; plain armv8-a on arm64. tests/test_portable_build.py disassembles the library to check.
+ARCH := $(shell uname -m)
+LLAMA_CMAKE_ARGS_x86_64 := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF \
+	-DGGML_AVX512_BF16=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMA_CMAKE_ARGS_aarch64 := -DGGML_NATIVE=OFF -DGGML_CPU_ARM_ARCH=armv8-a
+LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF $(LLAMA_CMAKE_ARGS_$(ARCH))
+LLAMA_WHEELS := $(VENV)/llama-wheels
+
+# The first install compiles llama.cpp (about 5 minutes on 2 cores) into a wheel kept in the venv. pip's own
+# wheel cache is bypassed (--no-cache-dir) both ways, so a native wheel built earlier never comes back.
+$(LLAMA_WHEELS)/.built: requirements-local.txt | $(VENV)/bin/python
+	rm -rf $(LLAMA_WHEELS)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps --no-binary llama-cpp-python \
+		-w $(LLAMA_WHEELS) "$$(grep -o '^llama-cpp-python[^ ]*' requirements-local.txt | sed 's/\[server\]//')"
+	touch $@
+
+$(VENV)/.installed-app: requirements.txt requirements-local.txt requirements-local-nodeps.txt $(LLAMA_WHEELS)/.built
+	$(BIN)/pip install -q --no-cache-dir --find-links $(LLAMA_WHEELS) --only-binary llama-cpp-python \
+		-r requirements.txt -r requirements-local.txt
 	$(BIN)/pip install -q --no-deps -r requirements-local-nodeps.txt
 	touch $@
 
