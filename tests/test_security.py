@@ -12,6 +12,7 @@ from chatbot.render import render_markdown
 from support import HTMX, TEST_SETTINGS, BlockingLLM, FakeLLM, build_app, guest_uid, start_conversation
 
 PASSWORD = "correct horse"
+MODEL = FakeLLM.models[0]
 
 
 def sign_up(client, username="alice", password=PASSWORD):
@@ -53,6 +54,29 @@ def test_without_javascript_the_429_page_says_when_and_keeps_the_text(make_app):
     assert "<html" in refused.text and "Please retry in" in refused.text
     assert ">my long thought</textarea>" in refused.text
     assert f'action="/c/{cid}/messages"' in refused.text
+
+
+def test_without_javascript_a_refused_edit_keeps_the_text_in_a_form_that_posts_the_edit_again(make_app):
+    client = make_app(MESSAGE_LIMIT="1 per minute").test_client()
+    cid, _ = start_conversation(client, "one")
+    _wait_for_reply(client, cid)
+    user_id = _messages(client, cid)[0]["id"]
+    refused = client.post(f"/c/{cid}/messages/{user_id}/edit", data={"text": "my careful rewrite", "model": MODEL})
+    assert retry_after(refused) and "<html" in refused.text and "Please retry in" in refused.text
+    assert ">my careful rewrite</textarea>" in refused.text and f'name="model" value="{MODEL}"' in refused.text
+    assert f'action="/c/{cid}/messages/{user_id}/edit"' in refused.text and "Send again" in refused.text
+    assert f'href="/c/{cid}">Back to the chat' in refused.text
+    assert _messages(client, cid)[0]["content"] == "one"
+
+
+def test_without_javascript_a_refused_regenerate_offers_to_try_again(make_app):
+    client = make_app(MESSAGE_LIMIT="1 per minute").test_client()
+    cid, mid = start_conversation(client, "one")
+    _wait_for_reply(client, cid)
+    refused = client.post(f"/c/{cid}/messages/{mid}/regenerate")
+    assert retry_after(refused) and "<textarea" not in refused.text
+    assert f'action="/c/{cid}/messages/{mid}/regenerate"' in refused.text and "Try again" in refused.text
+    assert f'href="/c/{cid}">Back to the chat' in refused.text
 
 
 def test_regenerate_and_edit_share_the_message_budget(make_app):
@@ -160,6 +184,15 @@ def test_messages_per_conversation_are_capped_with_a_clear_error(make_app):
     _wait_for_reply(client, cid)
     refused = client.post(f"/c/{cid}/messages", data={"text": "three"}, headers=HTMX)
     assert refused.status_code == 403 and "new chat" in refused.text.lower()
+
+
+def test_without_javascript_a_full_conversation_keeps_the_text_to_send_in_a_new_chat(make_app):
+    client = make_app(MAX_MESSAGES_PER_CONVERSATION=2).test_client()
+    cid, _ = start_conversation(client, "one")
+    _wait_for_reply(client, cid)
+    refused = client.post(f"/c/{cid}/messages", data={"text": "the next thought", "model": MODEL})
+    assert refused.status_code == 403 and "<html" in refused.text and ">the next thought</textarea>" in refused.text
+    assert 'action="/new"' in refused.text and "Send in a new chat" in refused.text
 
 
 def test_an_id_with_a_trailing_newline_is_404_not_500(client):
