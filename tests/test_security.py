@@ -1,5 +1,6 @@
 """Abuse, as an outsider would try it, through the test client: limits, log-in, redirects, sessions, HTTPS."""
 
+import json
 import statistics
 import time
 from urllib.parse import urlsplit
@@ -355,6 +356,48 @@ def test_log_out_everywhere_ends_every_session_and_remember_me_cookie(app):
     stale.set_cookie("remember_token", remembered.get_cookie("remember_token").value)
     assert "alice" not in stale.get("/new").text
     assert log_in(app.test_client()).status_code == 302  # logging in again works
+
+
+def test_log_out_ends_that_session_and_every_copy_of_its_cookies(app):
+    sign_up(app.test_client())
+    browser, elsewhere = app.test_client(), app.test_client()
+    log_in(browser)
+    log_in(elsewhere)
+    copied = {name: browser.get_cookie(name).value for name in ("session", "remember_token")}
+    assert browser.post("/auth/logout").status_code == 302
+
+    for names in (["session"], ["remember_token"], ["session", "remember_token"]):
+        replay = app.test_client()
+        for name in names:
+            replay.set_cookie(name, copied[name])
+        assert "alice" not in replay.get("/new").text, f"a copy of {names} still signs in"
+        assert replay.get_cookie("remember_token") is None  # refused once, then forgotten by the browser
+    assert "alice" in elsewhere.get("/new").text  # the account's other sign-ins go on
+
+
+def test_a_sign_in_through_another_process_is_recognised_at_once(tmp_path):
+    """Processes cache an account's sessions; one they have not seen yet is looked up, not refused."""
+    first, second = (build_app(tmp_path / "shared", FakeLLM(), SESSION_CHECK_SECONDS=3600) for _ in range(2))
+    sign_up(first.test_client())
+    early = second.test_client()
+    log_in(early)  # the second process reads the account, and keeps what it read for an hour
+    later = first.test_client()
+    log_in(later)
+    moved = second.test_client()
+    moved.set_cookie("session", later.get_cookie("session").value)
+    assert "alice" in moved.get("/new").text and "alice" in early.get("/new").text
+
+
+def test_the_account_keeps_only_its_newest_sessions(make_app, monkeypatch):
+    monkeypatch.setattr("chatbot.auth.SESSIONS_KEPT", 2)
+    app = make_app()
+    sign_up(app.test_client())
+    oldest, middle, newest = app.test_client(), app.test_client(), app.test_client()
+    for client in (oldest, middle, newest):
+        log_in(client)
+    assert ["alice" in client.get("/new").text for client in (oldest, middle, newest)] == [False, True, True]
+    stored = json.loads(app.extensions["store"].read("accounts/alice.json")[0])
+    assert len(stored["sessions"]) == 2
 
 
 def test_remember_me_cookie_is_httponly_samesite_and_secure_only_over_https(make_app):
