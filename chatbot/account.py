@@ -68,7 +68,7 @@ def delete_account():
             error = "That password is not right. Nothing was deleted."
         else:
             userdata.delete_account(store, current_user.username)
-            current_app.extensions["session_versions"].remember(current_user.username, None)  # gone, at once
+            current_app.extensions["account_sessions"].remember(current_user.username, None)  # gone, at once
             session.clear()
             logout_user()  # after clear(): it leaves the mark that deletes the remember-me cookie
             flash("Your account and its conversations are deleted.")

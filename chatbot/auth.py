@@ -1,15 +1,18 @@
 """Blueprint "auth": who is chatting. A guest id in the signed session, or an account.
 
-Accounts are stored at accounts/{username}.json = {uid, password_hash, created_at, session_version}.
+Accounts are stored at accounts/{username}.json = {uid, password_hash, created_at, sessions}.
 Signing up gives the account a fresh uid and moves the guest's conversations to it, so a copy of
 the old guest cookie reads nothing. The session is cleared and reissued at sign-up, log-in and
-log-out. "Log out everywhere" raises session_version: every session and remember-me cookie
-carries the version it was issued with and is refused once it differs (checked against storage
-at most every SESSION_CHECK_SECONDS per account and process).
+log-out. Each sign-in gets a random session id, recorded in the account's `sessions` (the newest
+SESSIONS_KEPT) and carried by the session and the remember-me cookie: "Log out" takes that id off
+the list, "Log out everywhere" empties it, and a cookie whose id is not listed signs in nobody.
+The list is cached per account and process, re-read from storage at most every
+SESSION_CHECK_SECONDS (or at once for an id the process has not seen listed).
 """
 
 import functools
 import re
+import secrets
 import threading
 import time
 from urllib.parse import urlsplit
@@ -26,9 +29,14 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 login_manager = LoginManager()
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{3,32}")
+SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
 MIN_PASSWORD = 8
 # Hashing cost grows with the input: a cap keeps a megabyte "password" from costing the server.
 MAX_PASSWORD = 128
+# Sign-ins an account keeps: each adds its id to the account document, so the oldest go past this many.
+SESSIONS_KEPT = 30
+# What Flask-Login's session keys are (its remember-me cookie is cleared through "_remember").
+LOGIN_SESSION_KEYS = ("_user_id", "_fresh", "_id")
 
 
 def valid_username(username):
@@ -36,56 +44,75 @@ def valid_username(username):
     return bool(USERNAME_PATTERN.fullmatch(username or ""))
 
 
-class Account(UserMixin):
-    """A signed-in user. The session carries uid, username and session version: no storage read per request."""
+def new_session_id():
+    """A random id for one sign-in (128 bits)."""
+    return secrets.token_urlsafe(16)
 
-    def __init__(self, uid, username, version=0):
+
+class Account(UserMixin):
+    """A signed-in user. The session carries uid, username and session id: no storage read per request."""
+
+    def __init__(self, uid, username, session_id=None):
         self.uid = uid
         self.username = username
-        self.version = version
+        self.session_id = session_id
 
     def get_id(self):
         """Flask-Login's session (and remember-me cookie) value."""
-        return f"{self.uid}:{self.username}:{self.version}"
+        return f"{self.uid}:{self.username}:{self.session_id}"
 
 
-class SessionVersions:
-    """Each account's (uid, session version), read from storage at most every `seconds` (per process).
+class AccountSessions:
+    """Each account's uid and signed-in session ids, read from storage at most every `seconds` (per process).
 
-    The uid is part of it: a name deleted and then taken by someone else is another account, whose
-    versions start at 0 again, so the version alone would let the old account's cookies in.
+    The uid is part of it: a name deleted and then taken by someone else is another account. An id the
+    cached list lacks is looked up again at once (it may have signed in on another process a moment ago);
+    a browser whose id is refused forgets it (see _signed_out), so that costs one read, once.
     """
 
     def __init__(self, seconds):
         self.seconds = seconds
-        self._known = {}  # username -> ((uid, version) or None, read at)
+        self._known = {}  # username -> ((uid, frozenset of session ids) or None, read at)
         self._lock = threading.Lock()
 
-    def current(self, store, username):
-        """The account's (uid, session version), or None when there is no such account."""
+    def is_live(self, store, username, uid, session_id):
+        """True when the account username is uid and session_id is one of its sessions."""
         with self._lock:
             stamp, read_at = self._known.get(username, (None, -float("inf")))
-        if time.monotonic() - read_at < self.seconds:
-            return stamp
-        account, _ = read_json(store, account_key(username))
-        stamp = None if account is None else (account["uid"], account.get("session_version", 0))
-        self.remember(username, stamp)
-        return stamp
+        if time.monotonic() - read_at >= self.seconds or not _holds(stamp, uid, session_id):
+            account, _ = read_json(store, account_key(username))
+            stamp = self.remember(username, account)
+        return _holds(stamp, uid, session_id)
 
-    def remember(self, username, stamp):
-        """This process changed or read the account ((uid, version), or None when it is gone): use it at once."""
+    def remember(self, username, account):
+        """This process read or wrote the account document (None: it is gone): use it at once; return its stamp."""
+        stamp = None if account is None else (account["uid"], frozenset(account.get("sessions", ())))
         with self._lock:
             self._known[username] = (stamp, time.monotonic())
+        return stamp
+
+
+def _holds(stamp, uid, session_id):
+    return stamp is not None and stamp[0] == uid and session_id in stamp[1]
+
+
+def _signed_out():
+    """Forget a session that signs in nobody any more, so the browser stops presenting it (and costing a read)."""
+    for key in LOGIN_SESSION_KEYS:
+        session.pop(key, None)
+    if current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies:
+        session["_remember"] = "clear"  # Flask-Login deletes the remember-me cookie in its answer
+    return None
 
 
 @login_manager.user_loader
 def _load_account(value):
-    uid, username, version = (value.split(":") + ["", ""])[:3]
-    if not (is_valid_id(uid) and valid_username(username) and version.isdigit()):
-        return None  # includes sessions issued before versions existed: they log in again
-    if current_app.extensions["session_versions"].current(get_store(), username) != (uid, int(version)):
-        return None  # logged out everywhere, or the account is gone (its name maybe taken by another)
-    return Account(uid, username, int(version))
+    uid, username, session_id = (value.split(":") + ["", ""])[:3]
+    if not (is_valid_id(uid) and valid_username(username) and SESSION_ID_PATTERN.fullmatch(session_id)):
+        return _signed_out()  # includes sessions issued before session ids existed: they log in again
+    if not current_app.extensions["account_sessions"].is_live(get_store(), username, uid, session_id):
+        return _signed_out()  # logged out, everywhere or here, or the account is gone (its name maybe taken)
+    return Account(uid, username, session_id)
 
 
 def init_app(app):
@@ -93,7 +120,7 @@ def init_app(app):
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_DURATION", 90 * 24 * 3600)
-    app.extensions["session_versions"] = SessionVersions(app.config["SESSION_CHECK_SECONDS"])
+    app.extensions["account_sessions"] = AccountSessions(app.config["SESSION_CHECK_SECONDS"])
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
 
@@ -143,8 +170,8 @@ def account_key(username):
     return f"accounts/{username}.json"
 
 
-def create_account(store, username, password, uid):
-    """Create an account owning uid; return False when the username is taken."""
+def create_account(store, username, password, uid, session_id=None):
+    """Create an account owning uid, signed in as session_id if given; return False when the username is taken."""
     created = False
 
     def create(existing):
@@ -157,7 +184,7 @@ def create_account(store, username, password, uid):
             "uid": uid,
             "password_hash": generate_password_hash(password),
             "created_at": now(),
-            "session_version": 0,
+            "sessions": [session_id] if session_id else [],
         }
 
     update_json(store, account_key(username), create)
@@ -171,7 +198,10 @@ def _dummy_hash():
 
 
 def check_account(store, username, password):
-    """Return the Account when the password matches, else None; as slow whether or not the username exists."""
+    """Return the Account when the password matches, else None; as slow whether or not the username exists.
+
+    The Account has no session yet: open_session gives it one.
+    """
     account = None
     if valid_username(username) and len(password) <= MAX_PASSWORD:
         account, _ = read_json(store, account_key(username))
@@ -179,20 +209,40 @@ def check_account(store, username, password):
     matches = check_password_hash(password_hash, password[:MAX_PASSWORD])
     if account is None or not matches:
         return None
-    return Account(account["uid"], username, account.get("session_version", 0))
+    return Account(account["uid"], username)
 
 
-def end_all_sessions(store, username):
+def _change_sessions(store, username, uid, change):
+    """Apply change(list of session ids) -> list to the account uid's sessions; return the stored account or None."""
+
+    def apply(account):
+        if account is None or account["uid"] != uid:
+            return None  # deleted meanwhile (its name maybe taken again): nothing of ours to change
+        kept = {key: value for key, value in account.items() if key != "session_version"}  # the former scheme
+        return {**kept, "sessions": change(list(account.get("sessions", [])))}
+
+    account = update_json(store, account_key(username), apply)
+    current_app.extensions["account_sessions"].remember(username, account)
+    return account if account is not None and account["uid"] == uid else None
+
+
+def open_session(store, account):
+    """Record a new sign-in of account (the newest SESSIONS_KEPT are kept); return it with its session id, or None."""
+    session_id = new_session_id()
+    stored = _change_sessions(store, account.username, account.uid, lambda ids: (ids + [session_id])[-SESSIONS_KEPT:])
+    return Account(account.uid, account.username, session_id) if stored is not None else None
+
+
+def end_session(store, account):
+    """Log this sign-in out: its session and remember-me cookie, and any copy of them, stop working."""
+    _change_sessions(
+        store, account.username, account.uid, lambda ids: [other for other in ids if other != account.session_id]
+    )
+
+
+def end_all_sessions(store, account):
     """Log the account out everywhere: every session and remember-me cookie issued so far stops working."""
-
-    def bump(account):
-        if account is None:
-            return None
-        return {**account, "session_version": account.get("session_version", 0) + 1}
-
-    account = update_json(store, account_key(username), bump)
-    if account is not None:
-        current_app.extensions["session_versions"].remember(username, (account["uid"], account["session_version"]))
+    _change_sessions(store, account.username, account.uid, lambda ids: [])
 
 
 def move_conversations(store, from_uid, to_uid):
@@ -259,13 +309,13 @@ def register():
         password = request.form.get("password", "")
         error = _validate(username, password)
         if error is None:
-            store, uid = get_store(), new_id()
-            if create_account(store, username, password, uid):
-                current_app.extensions["session_versions"].remember(username, (uid, 0))
+            store, uid, session_id = get_store(), new_id(), new_session_id()
+            if create_account(store, username, password, uid, session_id):
+                current_app.extensions["account_sessions"].remember(username, {"uid": uid, "sessions": [session_id]})
                 guest_uid = session.get("guest_uid")
                 if is_valid_id(guest_uid):
                     move_conversations(store, guest_uid, uid)
-                _start_session(Account(uid, username))
+                _start_session(Account(uid, username, session_id))
                 return redirect(url_for("chat.index"))
             error = "That username is taken."
     status = 400 if error else 200
@@ -279,21 +329,28 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "").strip().lower()[:64]
         limits.require_login_allowed(username, "Too many failed log-ins.")
-        account = check_account(get_store(), username, request.form.get("password", ""))
-        if account is not None:
+        store = get_store()
+        account = check_account(store, username, request.form.get("password", ""))
+        if account is None:
+            limits.login_failed(username)
+            error = "Wrong username or password."
+        else:
             limits.login_succeeded(username)
-            target = safe_next(request.args.get("next"))
-            _start_session(account)
-            return redirect(target)
-        limits.login_failed(username)
-        error = "Wrong username or password."
+            signed_in = open_session(store, account)  # None only when the account was deleted meanwhile
+            if signed_in is not None:
+                target = safe_next(request.args.get("next"))
+                _start_session(signed_in)
+                return redirect(target)
+            error = "Wrong username or password."
     status = 400 if error else 200
     return render_template("auth.html", mode="login", error=error), status
 
 
 @bp.post("/logout")
 def logout():
-    """Sign out; the browser becomes a new guest."""
+    """Sign out; the browser becomes a new guest, and this sign-in's cookies, copies included, stop working."""
+    if current_user.is_authenticated:
+        end_session(get_store(), current_user._get_current_object())
     session.clear()
     logout_user()  # after clear(): it leaves the mark that deletes the remember-me cookie
     flash("You are signed out.")
@@ -304,7 +361,7 @@ def logout():
 def logout_everywhere():
     """Sign out every browser and device of this account, this one included."""
     if current_user.is_authenticated:
-        end_all_sessions(get_store(), current_user.username)
+        end_all_sessions(get_store(), current_user._get_current_object())
     session.clear()
     logout_user()
     flash("You are signed out everywhere.")

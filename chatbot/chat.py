@@ -232,14 +232,16 @@ def edit(cid, mid):
     if request.method == "GET":
         return htmx.page_or_fragment("edit.html", "regions/edit_form.html", conversation=conversation, message=message)
     text, model, error, status = _read_message()
-    if error:
-        return render_template(
+    if error:  # the form again, with the text as typed: in place for htmx, as the edit page without JavaScript
+        return htmx.page_or_fragment(
+            "edit.html",
             "regions/edit_form.html",
+            status=status,
             conversation=conversation,
             message=message,
             error=error,
             draft=request.form.get("text", ""),
-        ), status
+        )
     with _reply_slot() as slot:
         conversation, reply = conversations.edit(cid, mid, text, model)
     _start_reply(conversation, reply, slot)

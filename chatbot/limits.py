@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 
-from flask import current_app, make_response, render_template, request
+from flask import current_app, make_response, render_template, request, url_for
 from flask_limiter import Limiter
 from limits import parse
 from werkzeug.exceptions import TooManyRequests
@@ -28,6 +28,13 @@ from .htmx import is_htmx, retarget
 
 # Endpoints whose htmx POSTs come from the chat, where the composer shows the error (its text stays typed).
 COMPOSER_ENDPOINTS = {"chat.start", "chat.send", "chat.regenerate", "chat.edit"}
+# Without JavaScript a refused chat POST would lose what it carried: its page offers the post again (these words).
+RESEND_LABELS = {
+    "chat.start": "Send again",
+    "chat.send": "Send again",
+    "chat.edit": "Send again",
+    "chat.regenerate": "Try again",
+}
 # A slot left behind by a process that died is free again after this long (a reply never runs longer).
 REPLY_SLOT_SECONDS = 600
 # Failed log-ins are forgotten this long after the first one.
@@ -413,6 +420,23 @@ def _retry_after(error):
     return max(1, math.ceil(reset_at - time.time()))
 
 
+def _resend(action=None, label=None):
+    """The form a refused chat POST is offered again in, without JavaScript (None for other requests).
+
+    It posts to action (the same URL unless given), holding the typed text and model when the post had them.
+    """
+    if request.method != "POST" or request.endpoint not in RESEND_LABELS:
+        return None
+    return {"action": action or request.path, "label": label or RESEND_LABELS[request.endpoint]}
+
+
+def _limited_page(message, code, resend, heading=None):
+    """The whole page of a refusal; "Back" goes to the conversation the request was about, if any."""
+    cid = (request.view_args or {}).get("cid")
+    back = url_for("chat.conversation", cid=cid) if cid else url_for("chat.index")
+    return render_template("limited.html", message=message, code=code, resend=resend, heading=heading, back=back)
+
+
 def _too_many(error):
     """429: in the composer for the chat's htmx posts (the text stays), else a fragment or a page."""
     retry_after = _retry_after(error)
@@ -422,8 +446,7 @@ def _too_many(error):
         if request.method == "POST" and request.endpoint in COMPOSER_ENDPOINTS:
             retarget(response, "#composer-error")
     else:
-        resend = request.method == "POST" and request.endpoint in ("chat.start", "chat.send")
-        response = make_response(render_template("limited.html", message=message, resend=resend, code=429), 429)
+        response = make_response(_limited_page(message, 429, _resend()), 429)
     response.headers["Retry-After"] = str(retry_after)
     response.vary.add("HX-Request")
     return response
@@ -435,8 +458,10 @@ def _cap_reached(error):
         response = make_response(render_template("regions/limit_error.html", message=str(error), code=403), 403)
         retarget(response, "#composer-error")
     else:
-        page = render_template("limited.html", message=str(error), heading="Limit reached", code=403)
-        response = make_response(page, 403)
+        # A full conversation: the text can still go to a new chat. Too many conversations: after deleting some.
+        full = request.endpoint == "chat.send"
+        resend = _resend(url_for("chat.start"), "Send in a new chat") if full else _resend()
+        response = make_response(_limited_page(str(error), 403, resend, heading="Limit reached"), 403)
     response.vary.add("HX-Request")
     return response
 

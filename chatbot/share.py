@@ -36,8 +36,7 @@ def manage(cid):
 @limits.limit_copies
 def create(cid):
     """Make a new link to a snapshot of the conversation as it is now."""
-    conversation = current_conversations().get(cid)
-    entry = _shares().create(conversation)
+    entry = _shares().create(current_conversations(), cid)  # someone else's conversation is a 404
     return redirect(url_for("share.manage", cid=cid, created=entry["id"]), 303)
 
 

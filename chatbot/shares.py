@@ -81,8 +81,12 @@ class Shares:
         entries, _ = read_json(self.store, self._index_key())
         return [entry for entry in entries or [] if cid is None or entry["cid"] == cid]
 
-    def create(self, conversation):
-        """Make a new link to a snapshot of conversation (which the caller read as this user's); return its entry."""
+    def create(self, conversations, cid):
+        """Make a new link to a snapshot of this user's conversation cid as it is now; return its entry.
+
+        NotFound when the conversation is not theirs, or when it is deleted (or the link revoked) meanwhile.
+        """
+        conversation = conversations.get(cid)
         sid = new_share_id()
         snapshot = snapshot_of(conversation, sid, self.uid)
         entry = {"id": sid, "cid": conversation.id, "title": conversation.title, "created_at": snapshot["created_at"]}
@@ -103,6 +107,11 @@ class Shares:
             return snapshot
 
         update_json(self.store, _share_key(sid), create)
+        # A delete that read the list before the entry was in it, or a revoke that deleted the snapshot
+        # before it was written, missed this one: look again now that it exists, and take it back if so.
+        if not any(listed["id"] == sid for listed in self.links()) or not _exists(conversations, cid):
+            self._revoke([entry])
+            raise NotFound(sid)
         return entry
 
     def revoke(self, sid):
@@ -124,12 +133,31 @@ class Shares:
         return count
 
     def _revoke(self, entries):
-        """Delete the entries' snapshots, then take them off the list in one write; return how many."""
+        """Delete the entries' snapshots, take them off the list in one write, and delete the snapshots again.
+
+        Snapshots first, so that a crash leaves listed links (which can be revoked), never unlisted readable
+        ones; and again last, for a snapshot that a link being made meanwhile wrote after the first delete
+        (create looks at the list after writing it, so it catches one written after this list write).
+        Returns how many.
+        """
         gone = {entry["id"] for entry in entries}
         for sid in gone:
             self.store.delete(_share_key(sid))
         if gone:
-            update_json(
-                self.store, self._index_key(), lambda listed: [kept for kept in listed or [] if kept["id"] not in gone]
-            )
+
+            def drop(listed):
+                kept = [entry for entry in listed or [] if entry["id"] not in gone]
+                return kept if len(kept) != len(listed or []) else None  # nothing to drop: no write
+
+            update_json(self.store, self._index_key(), drop)
+            for sid in gone:
+                self.store.delete(_share_key(sid))
         return len(entries)
+
+
+def _exists(conversations, cid):
+    try:
+        conversations.get(cid)
+    except NotFound:
+        return False
+    return True

@@ -233,6 +233,14 @@ def test_edit_refuses_a_blank_message_and_keeps_the_original(client, app):
     assert stored_conversations(app)[0]["messages"][0]["content"] == "original"
 
 
+def test_without_javascript_a_blank_edit_answers_the_edit_page_with_its_error(client, app):
+    cid, _ = finished_conversation(client, "original")
+    user_id = stored_conversations(app)[0]["messages"][0]["id"]
+    response = client.post(f"/c/{cid}/messages/{user_id}/edit", data={"text": "  "})
+    assert response.status_code == 400 and "<html" in response.text and "Type a message first." in response.text
+    assert "<h1>Edit your message</h1>" in response.text
+
+
 def test_export_as_markdown_and_json(client, app):
     cid, _ = finished_conversation(client, "Export this")
     client.post(f"/sidebar/{cid}/rename", data={"title": "My Export"}, headers=HTMX)

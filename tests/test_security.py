@@ -1,5 +1,6 @@
 """Abuse, as an outsider would try it, through the test client: limits, log-in, redirects, sessions, HTTPS."""
 
+import json
 import statistics
 import time
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from chatbot.render import render_markdown
 from support import HTMX, TEST_SETTINGS, BlockingLLM, FakeLLM, build_app, guest_uid, start_conversation
 
 PASSWORD = "correct horse"
+MODEL = FakeLLM.models[0]
 
 
 def sign_up(client, username="alice", password=PASSWORD):
@@ -53,6 +55,29 @@ def test_without_javascript_the_429_page_says_when_and_keeps_the_text(make_app):
     assert "<html" in refused.text and "Please retry in" in refused.text
     assert ">my long thought</textarea>" in refused.text
     assert f'action="/c/{cid}/messages"' in refused.text
+
+
+def test_without_javascript_a_refused_edit_keeps_the_text_in_a_form_that_posts_the_edit_again(make_app):
+    client = make_app(MESSAGE_LIMIT="1 per minute").test_client()
+    cid, _ = start_conversation(client, "one")
+    _wait_for_reply(client, cid)
+    user_id = _messages(client, cid)[0]["id"]
+    refused = client.post(f"/c/{cid}/messages/{user_id}/edit", data={"text": "my careful rewrite", "model": MODEL})
+    assert retry_after(refused) and "<html" in refused.text and "Please retry in" in refused.text
+    assert ">my careful rewrite</textarea>" in refused.text and f'name="model" value="{MODEL}"' in refused.text
+    assert f'action="/c/{cid}/messages/{user_id}/edit"' in refused.text and "Send again" in refused.text
+    assert f'href="/c/{cid}">Back to the chat' in refused.text
+    assert _messages(client, cid)[0]["content"] == "one"
+
+
+def test_without_javascript_a_refused_regenerate_offers_to_try_again(make_app):
+    client = make_app(MESSAGE_LIMIT="1 per minute").test_client()
+    cid, mid = start_conversation(client, "one")
+    _wait_for_reply(client, cid)
+    refused = client.post(f"/c/{cid}/messages/{mid}/regenerate")
+    assert retry_after(refused) and "<textarea" not in refused.text
+    assert f'action="/c/{cid}/messages/{mid}/regenerate"' in refused.text and "Try again" in refused.text
+    assert f'href="/c/{cid}">Back to the chat' in refused.text
 
 
 def test_regenerate_and_edit_share_the_message_budget(make_app):
@@ -160,6 +185,15 @@ def test_messages_per_conversation_are_capped_with_a_clear_error(make_app):
     _wait_for_reply(client, cid)
     refused = client.post(f"/c/{cid}/messages", data={"text": "three"}, headers=HTMX)
     assert refused.status_code == 403 and "new chat" in refused.text.lower()
+
+
+def test_without_javascript_a_full_conversation_keeps_the_text_to_send_in_a_new_chat(make_app):
+    client = make_app(MAX_MESSAGES_PER_CONVERSATION=2).test_client()
+    cid, _ = start_conversation(client, "one")
+    _wait_for_reply(client, cid)
+    refused = client.post(f"/c/{cid}/messages", data={"text": "the next thought", "model": MODEL})
+    assert refused.status_code == 403 and "<html" in refused.text and ">the next thought</textarea>" in refused.text
+    assert 'action="/new"' in refused.text and "Send in a new chat" in refused.text
 
 
 def test_an_id_with_a_trailing_newline_is_404_not_500(client):
@@ -322,6 +356,48 @@ def test_log_out_everywhere_ends_every_session_and_remember_me_cookie(app):
     stale.set_cookie("remember_token", remembered.get_cookie("remember_token").value)
     assert "alice" not in stale.get("/new").text
     assert log_in(app.test_client()).status_code == 302  # logging in again works
+
+
+def test_log_out_ends_that_session_and_every_copy_of_its_cookies(app):
+    sign_up(app.test_client())
+    browser, elsewhere = app.test_client(), app.test_client()
+    log_in(browser)
+    log_in(elsewhere)
+    copied = {name: browser.get_cookie(name).value for name in ("session", "remember_token")}
+    assert browser.post("/auth/logout").status_code == 302
+
+    for names in (["session"], ["remember_token"], ["session", "remember_token"]):
+        replay = app.test_client()
+        for name in names:
+            replay.set_cookie(name, copied[name])
+        assert "alice" not in replay.get("/new").text, f"a copy of {names} still signs in"
+        assert replay.get_cookie("remember_token") is None  # refused once, then forgotten by the browser
+    assert "alice" in elsewhere.get("/new").text  # the account's other sign-ins go on
+
+
+def test_a_sign_in_through_another_process_is_recognised_at_once(tmp_path):
+    """Processes cache an account's sessions; one they have not seen yet is looked up, not refused."""
+    first, second = (build_app(tmp_path / "shared", FakeLLM(), SESSION_CHECK_SECONDS=3600) for _ in range(2))
+    sign_up(first.test_client())
+    early = second.test_client()
+    log_in(early)  # the second process reads the account, and keeps what it read for an hour
+    later = first.test_client()
+    log_in(later)
+    moved = second.test_client()
+    moved.set_cookie("session", later.get_cookie("session").value)
+    assert "alice" in moved.get("/new").text and "alice" in early.get("/new").text
+
+
+def test_the_account_keeps_only_its_newest_sessions(make_app, monkeypatch):
+    monkeypatch.setattr("chatbot.auth.SESSIONS_KEPT", 2)
+    app = make_app()
+    sign_up(app.test_client())
+    oldest, middle, newest = app.test_client(), app.test_client(), app.test_client()
+    for client in (oldest, middle, newest):
+        log_in(client)
+    assert ["alice" in client.get("/new").text for client in (oldest, middle, newest)] == [False, True, True]
+    stored = json.loads(app.extensions["store"].read("accounts/alice.json")[0])
+    assert len(stored["sessions"]) == 2
 
 
 def test_remember_me_cookie_is_httponly_samesite_and_secure_only_over_https(make_app):

@@ -1,11 +1,15 @@
 """Sharing a conversation: a read-only snapshot at /s/<id> that shows that snapshot and nothing else."""
 
 import re
+import threading
+from types import SimpleNamespace
 
 import pytest
 
-from chatbot.conversations import new_id
-from support import as_guest, seed_conversations, stored_conversations
+from chatbot.conversations import Conversations, new_id
+from chatbot.shares import Shares
+from chatbot.userdata import delete_user_data
+from support import as_guest, new_bucket, seed_conversations, stored_conversations
 
 SHARE_LINK = re.compile(r"/s/([A-Za-z0-9_-]{22})\b")
 
@@ -145,3 +149,123 @@ def test_deleting_all_your_conversations_revokes_every_link(app, owner):
     client.post("/account/delete-conversations")
     assert [app.test_client().get(f"/s/{sid}").status_code for sid in links] == [404, 404]
     assert not any(key.startswith("shares/") for key in app.extensions["store"].keys(""))
+
+
+# Making a link while the conversation is deleted or the link revoked ------------------------------------
+
+
+class InterleavedStore:
+    """The real store, running another request's steps once, just before this one's first write or delete
+    of a key under a prefix: a race, in a chosen order, every time."""
+
+    def __init__(self, store):
+        self.store, self._steps = store, []
+
+    def before(self, operation, prefix, step):
+        """Run step() once, before the first `operation` ("write" or "delete") of a key under prefix."""
+        self._steps.append((operation, prefix, step))
+
+    def _run_steps(self, operation, key):
+        for planned in list(self._steps):
+            if planned[0] == operation and key.startswith(planned[1]):
+                self._steps.remove(planned)
+                planned[2]()
+
+    def read(self, key):
+        """Read from the real store."""
+        return self.store.read(key)
+
+    def write(self, key, data, **conditions):
+        """Run the steps planned before this write, then write to the real store."""
+        self._run_steps("write", key)
+        return self.store.write(key, data, **conditions)
+
+    def delete(self, key):
+        """Run the steps planned before this delete, then delete from the real store."""
+        self._run_steps("delete", key)
+        return self.store.delete(key)
+
+    def keys(self, prefix=""):
+        """The real store's keys."""
+        return self.store.keys(prefix)
+
+
+@pytest.fixture(params=["folder", pytest.param("s3", marks=pytest.mark.s3)])
+def race(request, make_app, monkeypatch):
+    """A guest's conversation on the folder store or S3, and the app's store made an InterleavedStore."""
+    if request.param == "folder":
+        app = make_app()
+    else:
+        s3 = request.getfixturevalue("s3_server")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", s3.url)
+        app = make_app(STORAGE_URL=f"s3://{new_bucket(s3)}/chatbot")
+    store, uid = app.extensions["store"], new_id()
+    [entry] = seed_conversations(store, uid, 1, messages=2)
+    interleaved = app.extensions["store"] = InterleavedStore(store)
+    client = as_guest(app.test_client(), uid)
+    return SimpleNamespace(app=app, client=client, store=store, interleaved=interleaved, uid=uid, cid=entry["id"])
+
+
+def delete_conversation(race):
+    """Another request deletes the conversation, as the sidebar's delete does."""
+    Conversations(race.store, race.uid).delete(race.cid)
+    Shares(race.store, race.uid).revoke_conversation(race.cid)
+
+
+def readable_links(race):
+    """The share ids anyone can still read: every snapshot stored."""
+    return [key[len("shares/") : -len(".json")] for key in race.store.keys("shares/")]
+
+
+def test_a_conversation_deleted_between_the_list_and_the_snapshot_leaves_no_readable_link(race):
+    race.interleaved.before("write", "shares/", lambda: delete_conversation(race))
+    assert race.client.post(f"/c/{race.cid}/share").status_code == 404
+    assert readable_links(race) == [] and Shares(race.store, race.uid).links() == []
+
+
+def test_a_conversation_deleted_before_its_link_is_listed_leaves_no_readable_link(race):
+    race.interleaved.before("write", f"users/{race.uid}/shares.json", lambda: delete_conversation(race))
+    assert race.client.post(f"/c/{race.cid}/share").status_code == 404
+    assert readable_links(race) == [] and Shares(race.store, race.uid).links() == []
+
+
+def test_a_link_revoked_before_its_snapshot_is_written_stays_revoked(race):
+    def revoke():  # the owner, in another tab, revokes the link as soon as it is listed
+        [listed] = Shares(race.store, race.uid).links()
+        Shares(race.store, race.uid).revoke(listed["id"])
+
+    race.interleaved.before("write", "shares/", revoke)
+    assert race.client.post(f"/c/{race.cid}/share").status_code == 404
+    assert readable_links(race) == [] and Shares(race.store, race.uid).links() == []
+
+
+def test_a_revoke_that_unlists_after_the_snapshot_is_written_still_deletes_it(race):
+    """The revoke deletes the (not yet written) snapshot, then waits; the link is made; then the revoke unlists."""
+    revoking, made = InterleavedStore(race.store), threading.Event()
+    waiting = threading.Event()
+    revoking.before("write", f"users/{race.uid}/shares.json", lambda: (waiting.set(), made.wait(30)))
+    revoker = []
+
+    def revoke():
+        [listed] = Shares(race.store, race.uid).links()
+        revoker.append(threading.Thread(target=Shares(revoking, race.uid).revoke, args=(listed["id"],)))
+        revoker[0].start()
+        assert waiting.wait(30), "the revoke did not reach its list write"
+
+    race.interleaved.before("write", "shares/", revoke)
+    assert race.client.post(f"/c/{race.cid}/share").status_code == 303  # made, while the revoke waits
+    made.set()
+    revoker[0].join(30)
+    assert readable_links(race) == [] and Shares(race.store, race.uid).links() == []
+
+
+def test_a_link_made_while_all_data_is_deleted_is_deleted_too(race):
+    """Delete all my data runs; just before it deletes the first conversation, a link to it is made."""
+    deleting = InterleavedStore(race.store)
+    made = []
+    deleting.before(
+        "delete", f"users/{race.uid}/conversations/", lambda: made.append(race.client.post(f"/c/{race.cid}/share"))
+    )
+    delete_user_data(deleting, race.uid)
+    assert made[0].status_code == 303  # made before any of it was deleted, and revoked with the rest
+    assert readable_links(race) == [] and Shares(race.store, race.uid).links() == []
