@@ -64,9 +64,12 @@ def create_app(test_config=None):
 
 
 # No inline scripts, styles or event handlers anywhere: the app's JavaScript lives in static files.
+# The app has no frames, plugins or <base>: frame-src, object-src and base-uri forbid them outright, so
+# markup that got into a page could not load a frame, a plugin, or turn the page's relative URLs elsewhere.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    "connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 
 

@@ -9,7 +9,8 @@ kind      SSE event  what it renders                                        swap
 started   sidebar    the conversation list, this conversation on top        #conversation-list (outerHTML)
 render    render     a patch of the reply's Markdown rendered so far        the bubble's text (app.js applies it)
                      (chatbot/render.py, LiveMarkdown: the job renders once,
-                     every stream sends the same patches)
+                     every stream sends the same patches; its offsets count
+                     UTF-16 code units, as JavaScript strings do)
 final     final      the finished message as stored, Markdown rendered      the streaming bubble (outerHTML)
 title     title      the conversation list, and the pane's heading (oob)    #conversation-list (outerHTML)
 done      done       nothing: the browser closes the stream                 -

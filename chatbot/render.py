@@ -142,13 +142,16 @@ def _last_break(text):
     block after a blank line, outside any fence (0 when there is none).
 
     A list item, a quote or an indented line after a blank line may still belong to the block before
-    it (a loose list, say), so no break is made before one.
+    it (a loose list, say), so no break is made before one. A line that starts with a tag may open a
+    raw HTML block, which Markdown runs on to its closing tag, blank lines and all: no break after one.
     """
     lines = text.split("\n")
     position, best, fence, blank = 0, 0, None, False
     for line in lines[:-1]:  # the last line may still be growing
         if fence is None and blank and line.strip() and not _CONTINUES.match(line):
             best = position
+        if fence is None and line.lstrip().startswith("<"):
+            break
         fence = _fence_after(fence, line)
         blank = fence is None and not line.strip()
         position += len(line) + 1
@@ -163,8 +166,13 @@ class LiveMarkdown:
     it shows highlighted at once. Each update is a patch against what the page holds, small however
     long the reply gets:
 
-        "<keep>\n<commit>\n<html>": keep the first <keep> characters of the tail's HTML, append <html>,
-        then move the first <commit> characters of the result into the finished blocks.
+        "<keep>\n<commit>\n<html>": keep the first <keep> units of the tail's HTML, append <html>,
+        then move the first <commit> units of the result into the finished blocks.
+
+    The unit is the UTF-16 code unit, a JavaScript string's (its length and slice()), not Python's
+    code point: an emoji is one character here and two units in the page, and offsets counted in
+    characters would cut the page's HTML short, inside a tag. The offsets always fall between
+    characters, never inside one.
 
     Applied in order, the patches build exactly the HTML render_markdown gives for the text so far,
     which is what the page holds when the reply ends, so the finished reply does not jump.
@@ -173,7 +181,7 @@ class LiveMarkdown:
     def __init__(self):
         self.text = ""
         self.committed = 0  # characters of text in finished blocks
-        self.tail_html = ""  # the tail's HTML as the page holds it
+        self.tail_html = ""  # the tail's HTML as the page holds it (kept here as characters)
 
     def feed(self, piece):
         """Add text; return the patch that brings the page up to date, or None when nothing changed."""
@@ -199,4 +207,9 @@ class LiveMarkdown:
         if commit == 0 and keep == len(old) == len(new):
             return None
         self.tail_html = new[commit:]
-        return f"{keep}\n{commit}\n{new[keep:]}"
+        return f"{utf16_length(new[:keep])}\n{utf16_length(new[:commit])}\n{new[keep:]}"
+
+
+def utf16_length(text):
+    """How many UTF-16 code units text is: the length JavaScript gives the same string."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2

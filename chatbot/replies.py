@@ -8,6 +8,7 @@ Nothing here knows about HTTP.
 
 import logging
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ EMPTY_REPLY = "The model sent an empty reply (the conversation may be too long f
 LIVE_DOWN = "Live replies are unavailable right now, so this reply was cut short. What was generated is kept."
 SHUTDOWN_NOTE = "The server restarted before the reply finished. What was generated is kept."
 UNSAVED_REPLY = "The reply could not be saved: conversations cannot be reached right now. Please retry."
+SAVE_FAILED = "The reply could not be saved because of an error on our side. Please retry."
 _NOTHING = object()
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -92,14 +95,33 @@ def reply_key(cid, mid):
     return f"{cid}:{mid}"
 
 
+def _whole_characters(text):
+    """(text, a high surrogate held back): no piece the job takes carries half a character.
+
+    A model may send an emoji as a surrogate pair split across two chunks (a JSON stream escaping
+    "\\ud83d" in one and "\\ude00" in the next). A trailing high surrogate waits for the next piece;
+    the pair is joined, and any surrogate still alone becomes U+FFFD, which can be encoded.
+    """
+    held = ""
+    if text and "\ud800" <= text[-1] <= "\udbff":
+        text, held = text[:-1], text[-1]
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text, held
+
+
 def _produce(llm, messages, model, params, pieces, cancel):
     """Run in a thread: put each piece on the queue, then None, or the LLMError raised."""
     stream = llm.stream(messages, model, **params)
+    held = ""  # half a character, whose other half is in the next piece
     try:
         for piece in stream:
             if cancel.is_set():
                 break
+            piece, held = _whole_characters(held + piece)
             pieces.put(piece)
+        if held:
+            pieces.put("\ufffd")  # a character whose second half never came
         pieces.put(None)
     except LLMError as error:
         pieces.put(error)
@@ -220,6 +242,12 @@ class Job:
             logger.error("could not save a reply: %s", save_error)
             self.emit(events.FINAL, unsaved=UNSAVED_REPLY)
             return
+        except NotFound:
+            raise
+        except Exception:  # a fault of ours, not storage's: the reply must still end, said, and logged
+            logger.exception("could not save a reply")
+            self._save_failed(text)
+            return
         self.emit(events.FINAL)
         outcome = logs.outcome_of(failure) if failure else ("error" if status == ERROR else status)
         self.replies.log_reply(
@@ -235,6 +263,20 @@ class Job:
         patch = markdown.feed(text)
         if patch is not None:
             self.emit(events.RENDER, patch=patch)
+
+    def _save_failed(self, text):
+        """The final save failed unexpectedly: save the reply again as an error, with its text made safe to
+        encode; when even that fails, the bubble says the reply was not saved."""
+        try:
+            safe = text.encode("utf-8", "replace").decode("utf-8")
+            self.conversations.finish_reply(self.cid, self.mid, safe, ERROR, SAVE_FAILED)
+        except NotFound:
+            raise
+        except Exception:
+            logger.exception("could not save a reply as failed")
+            self.emit(events.FINAL, unsaved=SAVE_FAILED)
+            return
+        self.emit(events.FINAL)
 
     def _stop_requested(self):
         try:

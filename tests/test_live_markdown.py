@@ -1,11 +1,22 @@
 """Markdown rendered while a reply arrives (chatbot/render.py, LiveMarkdown), piece by piece."""
 
 import random
+import re
+from pathlib import Path
 
 import pytest
+from bleach._vendor import html5lib
 
-from chatbot.render import LiveMarkdown, render_markdown
-from support import assemble
+from chatbot.events import frame
+from chatbot.render import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_PROTOCOLS,
+    ALLOWED_TAGS,
+    LiveMarkdown,
+    _open_fence,
+    render_markdown,
+)
+from support import LivePage, assemble
 
 DOCUMENTS = {
     "mixed": "# Title\n\nSome *text* here.\n\n```python\ndef f(x):\n    return x\n```\n\nAfter the code.\n\n"
@@ -70,3 +81,120 @@ def test_a_long_reply_sends_a_bounded_number_of_bytes():
     final = len(str(render_markdown(text)))
     # Finished blocks are never sent again: the patches cost the final HTML once, plus small headers.
     assert sent < 2 * final
+
+
+# Text a reply may hold that a page counts differently from Python (characters outside the BMP are one
+# character here, two UTF-16 units in JavaScript), mixed with markup-like text that must stay text.
+NON_BMP = ["😀", "🎉", "𝔘", "\U00020000", "👩\u200d💻", "🇫🇷", "𝔘𝔘𝔘"]
+MARKUP = [
+    '<meta http-equiv="refresh" content="0;url=https://example.com/" x>',
+    '<iframe srcdoc="<script src=/static/vendor/htmx.min.js></script>">',
+    '<a href="javascript:alert(1)">x</a>',
+    "<b>",
+    "</p>",
+    "&amp;",
+    "&#x1F600;",
+    "&lt;",
+    "&",
+    "<",
+    ">",
+    '"',
+    "`",
+    "`code ",
+    "```python\n",
+    "```\n",
+    "\n",
+    "\n\n",
+    "- ",
+    "1. ",
+    "> ",
+    "# ",
+    "| a | 😀 |\n|---|---|\n| 𝔘 | b |\n",
+    "**",
+    "_",
+    "[a link](https://example.com/😀)",
+    "https://example.com/𝔘 ",
+    "    ",
+    "\r\n",
+]
+WORDS = ["Here", "is", "a", "reply", "é", "漢字", "—", " ", " ", " "]
+
+
+def random_reply(chooser):
+    """A reply rich in non-BMP characters and markup-like text; a code block it opens, it closes (the page
+    shows an open block closed, so only a reply whose blocks are closed ends as render_markdown renders it)."""
+    kinds = [NON_BMP] * 3 + [MARKUP] * 2 + [WORDS] * 3
+    text = "".join(chooser.choice(chooser.choice(kinds)) for _ in range(chooser.randint(5, 60)))
+    fence = _open_fence(text.split("\n"))
+    return f"{text}\n{fence}" if fence else text
+
+
+def random_pieces(text, chooser):
+    """text cut at random places, as a model streams it."""
+    pieces, position = [], 0
+    while position < len(text):
+        size = chooser.randint(1, 12)
+        pieces.append(text[position : position + size])
+        position += size
+    return pieces
+
+
+def through_sse(patch):
+    """The patch as the page's EventSource gets it: framed by the app, its data lines joined again."""
+    block = frame("render", patch)
+    return "\n".join(line[len("data: ") :] for line in block.split("\n") if line.startswith("data: "))
+
+
+def forbidden(html):
+    """The elements and attributes in html, parsed as a browser parses it, that the sanitiser never allows."""
+    found = []
+    for element in html5lib.parseFragment(html, container="div", namespaceHTMLElements=False).iter():
+        if not isinstance(element.tag, str) or element.tag == "DOCUMENT_FRAGMENT":
+            continue  # text, comments
+        if element.tag not in ALLOWED_TAGS:
+            found.append(element.tag)
+            continue
+        allowed = ALLOWED_ATTRIBUTES.get(element.tag, [])
+        for name, value in element.attrib.items():
+            ok = allowed(element.tag, name, value) if callable(allowed) else name in allowed
+            if name == "href":
+                scheme = re.match(r"([a-zA-Z][a-zA-Z0-9+.-]*):", re.sub(r"[\x00-\x20]", "", value))
+                ok = ok and (scheme is None or scheme.group(1).lower() in ALLOWED_PROTOCOLS)
+            if not ok:
+                found.append(f"{element.tag}[{name}={value!r}]")
+    return found
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_page_holds_only_sanitised_html_at_every_step_whatever_the_characters(seed):
+    chooser = random.Random(seed)
+    for _ in range(25):
+        text = random_reply(chooser)
+        live, page = LiveMarkdown(), LivePage()
+        for piece in random_pieces(text, chooser):
+            patch = live.feed(piece)
+            if patch is None:
+                continue
+            page.apply(through_sse(patch))
+            # The page parses each finished chunk as it is inserted, and the tail whole.
+            for html in page.blocks + [page.tail]:
+                assert forbidden(html) == [], f"text {text!r}, piece {piece!r}"
+        assert page.html == str(render_markdown(text)), f"text {text!r}"
+
+
+def test_patch_offsets_count_utf16_units():
+    live = LiveMarkdown()
+    live.feed("😀 one")
+    keep, commit, html = live.feed(" two").split("\n", 2)
+    # <p>😀 one</p> and <p>😀 one two</p> share "<p>😀 one": 8 characters, 9 units in JavaScript.
+    assert (keep, commit, html) == ("9", "0", " two</p>")
+
+
+def test_app_js_checks_patches_against_the_sanitisers_own_allow_list():
+    script = (Path(__file__).parent.parent / "chatbot" / "static" / "app.js").read_text()
+    tags = re.search(r"var ALLOWED_TAGS = ((?:\s*\+?\s*\"[^\"]*\")+);", script).group(1)
+    assert set("".join(re.findall(r"\"([^\"]*)\"", tags)).split()) == ALLOWED_TAGS
+    attributes = re.search(r"var ALLOWED_ATTRIBUTES = \{(.*?)\};", script, re.S).group(1)
+    in_script = {tag: set(names.split()) for tag, names in re.findall(r"(\w+): \"([^\"]*)\"", attributes)}
+    # The class filter lets class through (its values are checked on the server only).
+    assert in_script == {tag: {"class"} if callable(names) else set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}

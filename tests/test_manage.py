@@ -257,6 +257,9 @@ def test_export_as_markdown_and_json(client, app):
 def test_pages_carry_a_strict_content_security_policy(client):
     policy = client.get("/").headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    # The app has no frames, plugins or <base>: markup that got into a page could use none of them.
+    for directive in ("frame-src 'none'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+        assert directive in policy
 
 
 def test_group_by_date():

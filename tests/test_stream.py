@@ -10,10 +10,13 @@ import time
 import pytest
 import requests
 
+from chatbot.conversations import Conversations
 from chatbot.render import render_markdown
+from chatbot.replies import SAVE_FAILED
 from support import (
     HTMX,
     FakeLLM,
+    FakeModelServer,
     FakeSlowLLM,
     HttpChat,
     LiveServer,
@@ -75,6 +78,49 @@ def test_any_model_text_arrives_intact_and_cannot_forge_an_event(make_app):
     assert [name for _, name, _ in found].count("done") == 1 and found[-1][1] == "done"
     assert stored_conversations(app)[0]["messages"][1]["content"] == "".join(TRICKY)
     assert shown(found) == str(render_markdown("".join(TRICKY)))
+
+
+@pytest.mark.parametrize(
+    "pieces, text",
+    [
+        (["Hi \ud83d", "\ude00 there"], "Hi 😀 there"),  # the pair is joined
+        (["Hi ", "there \ud83d"], "Hi there \ufffd"),  # the other half never came: the replacement character
+    ],
+)
+def test_an_emoji_split_across_two_pieces_arrives_whole(make_app, pieces, text):
+    # A FAKE OpenAI-compatible model sending an emoji's two UTF-16 halves in two chunks: its JSON escapes
+    # each, "\\ud83d" then "\\ude00", as a real server may.
+    with FakeModelServer(pieces=pieces, interval=0.01) as model:
+        app = make_app(LLM_BACKEND="huggingface", HF_BASE_URL=model.url, CHATBOT_MODELS=["fake-model"])
+        client = app.test_client()
+        cid, mid = start_conversation(client)
+        found = sse_events(client.get(stream_url(cid, mid), headers=FROM_THE_START).text)
+    assert [name for _, name, _ in found][-3:] == ["final", "title", "done"]
+    reply = stored_conversations(app)[0]["messages"][1]
+    assert (reply["status"], reply["content"]) == ("done", text)
+    assert shown(found) == str(render_markdown(text))
+
+
+def test_a_reply_whose_final_save_fails_unexpectedly_still_ends_saved_as_an_error(make_app, monkeypatch, caplog):
+    app = make_app()
+    app.extensions["llm"] = FakeLLM(pieces=["kept ", "text"])
+    original, calls = Conversations.finish_reply, []
+
+    def fails_once(self, *args, **kwargs):  # a fault of the app's own, not storage's, on the first save
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("a fault")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Conversations, "finish_reply", fails_once)
+    client = app.test_client()
+    cid, mid = start_conversation(client)
+    found = sse_events(client.get(stream_url(cid, mid), headers=FROM_THE_START).text)
+    assert [name for _, name, _ in found][-2:] == ["final", "done"]
+    reply = stored_conversations(app)[0]["messages"][1]
+    assert (reply["status"], reply["content"], reply["error"]) == ("error", "kept text", SAVE_FAILED)
+    assert SAVE_FAILED in found[-2][2]
+    assert "could not save a reply" in caplog.text
 
 
 def test_every_event_has_an_increasing_id_and_resuming_gives_exactly_the_rest(client, app):

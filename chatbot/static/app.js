@@ -197,22 +197,53 @@
   });
 
   // A streaming reply's Markdown arrives as patches of its rendered HTML (chatbot/render.py,
-  // LiveMarkdown): "<keep>\n<commit>\n<html>" keeps the first <keep> characters of the tail's
-  // HTML, appends <html>, then moves the first <commit> characters into the finished blocks.
+  // LiveMarkdown): "<keep>\n<commit>\n<html>" keeps the first <keep> UTF-16 code units (a string's own
+  // unit here) of the tail's HTML, appends <html>, then moves the first <commit> units into the
+  // finished blocks. Defence in depth: the HTML is parsed where nothing loads or runs (a template) and
+  // enters the page only if it holds nothing the server's sanitiser forbids (its tags and attributes,
+  // render.py; class values are not checked here). A patch that does not fit is refused, and so is
+  // every later one: the bubble stays as it was until the finished message replaces it.
+  var ALLOWED_TAGS = " a abbr b blockquote br code del div em h1 h2 h3 h4 h5 h6 hr i li ol p pre span " +
+    "strong sub sup table tbody td th thead tr ul ";
+  var ALLOWED_ATTRIBUTES = { a: " href title rel ", abbr: " title ", code: " class ", div: " class ",
+    span: " class ", th: " align ", td: " align ", ol: " start " };
+
+  function allowedHTML(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    var elements = template.content.querySelectorAll("*");
+    for (var i = 0; i < elements.length; i++) {
+      var name = elements[i].localName, attributes = elements[i].attributes;
+      if (ALLOWED_TAGS.indexOf(" " + name + " ") < 0) return null;
+      for (var j = 0; j < attributes.length; j++) {
+        var url = attributes[j].value.replace(/[\x00-\x20]/g, ""); // as a browser reads a URL
+        if ((ALLOWED_ATTRIBUTES[name] || "").indexOf(" " + attributes[j].name + " ") < 0) return null;
+        if (attributes[j].name === "href" && /^[^\/?#]*:/.test(url) && !/^(https?|mailto):/i.test(url)) return null;
+      }
+    }
+    return template.content;
+  }
+
   function applyRenderPatch(content, patch) {
-    var first = patch.indexOf("\n");
-    var second = patch.indexOf("\n", first + 1);
-    var keep = Number(patch.slice(0, first));
-    var commit = Number(patch.slice(first + 1, second));
-    var tail = (content.liveTail || "").slice(0, keep) + patch.slice(second + 1);
+    var head = /^(\d+)\n(\d+)\n/.exec(patch);
+    var old = content.liveTail || "";
+    if (content.liveRefused || !head || Number(head[1]) > old.length) return refuse(content);
+    var tail = old.slice(0, Number(head[1])) + patch.slice(head[0].length);
+    var commit = Number(head[2]);
+    var finished = commit <= tail.length ? allowedHTML(tail.slice(0, commit)) : null;
+    var rest = finished && allowedHTML(tail.slice(commit));
+    if (!rest) return refuse(content);
     if (commit) {
       var blocks = content.querySelector(".live-blocks");
-      blocks.insertAdjacentHTML("beforeend", tail.slice(0, commit));
-      tail = tail.slice(commit);
+      blocks.appendChild(finished);
       decorateCodeBlocks(blocks.parentNode); // a finished code block gets its header now, not at the end
     }
-    content.liveTail = tail;
-    content.querySelector(".live-tail").innerHTML = tail;
+    content.liveTail = tail.slice(commit);
+    content.querySelector(".live-tail").replaceChildren(rest);
+  }
+
+  function refuse(content) {
+    content.liveRefused = true;
   }
 
   document.addEventListener("htmx:sseBeforeMessage", function (event) {

@@ -2,7 +2,7 @@
 
 - app: the app as tests build it (build_app, TEST_SETTINGS), its store's contents, the fakes FakeLLM,
   FakeSlowLLM and BlockingLLM
-- events: htmx requests and reading a reply's event stream
+- events: htmx requests, reading a reply's event stream, and what a page builds from its render events
 - seeding: many conversations written straight to a store
 - servers: free ports, LiveServer (the app in a thread), LlamaServer, RedisServer, Gunicorn
 - fake_model: a FAKE OpenAI-compatible model server that streams a known reply at a known pace
@@ -36,6 +36,7 @@ from .browser import (
 )
 from .events import (
     HTMX,
+    LivePage,
     assemble,
     finish_reply,
     finished_conversation,
@@ -70,6 +71,7 @@ __all__ = [
     "SSEEvent",
     "read_events",
     "LiveServer",
+    "LivePage",
     "LlamaServer",
     "RedisServer",
     "S3Server",

@@ -59,11 +59,40 @@ def open_stream_at_first_token(client, cid, mid):
     return received, chunks
 
 
+class LivePage:
+    """What a page holds for a streaming reply, built from its render events' data as app.js does: the
+    patches' offsets count UTF-16 code units, a JavaScript string's, so the HTML is held as UTF-16 here."""
+
+    def __init__(self):
+        self.blocks = []  # each finished chunk of HTML, as the page inserted it
+        self._tail = b""  # the tail's HTML, UTF-16-LE: two bytes a unit
+
+    @property
+    def tail(self):
+        """The tail's HTML (a lone surrogate, where a cut split a character, stays as it is)."""
+        return _from_units(self._tail)
+
+    def apply(self, patch):
+        """Apply one patch: keep <keep> units of the tail, append the HTML, move <commit> units to the blocks."""
+        keep, commit, html = patch.split("\n", 2)
+        tail = self._tail[: 2 * int(keep)] + html.encode("utf-16-le", "surrogatepass")
+        if int(commit):
+            self.blocks.append(_from_units(tail[: 2 * int(commit)]))
+        self._tail = tail[2 * int(commit) :]
+
+    @property
+    def html(self):
+        """The reply's HTML as the page shows it: the finished blocks, then the tail."""
+        return "".join(self.blocks) + self.tail
+
+
+def _from_units(units):
+    return units.decode("utf-16-le", "surrogatepass")
+
+
 def assemble(patches):
     """The HTML a page builds from a reply's render events' data, as app.js applies them (see LiveMarkdown)."""
-    blocks, tail = "", ""
+    page = LivePage()
     for patch in patches:
-        keep, commit, html = patch.split("\n", 2)
-        tail = tail[: int(keep)] + html
-        blocks, tail = blocks + tail[: int(commit)], tail[int(commit) :]
-    return blocks + tail
+        page.apply(patch)
+    return page.html
