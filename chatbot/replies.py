@@ -123,7 +123,7 @@ class Job:
         self.live = replies.live
         self.live_down = False
         self.thread = threading.Thread(target=self.run, name=f"reply-{mid}", daemon=True)
-        self.on_end = on_end  # on_end(pieces) when the job ends, whatever the outcome
+        self.on_end = on_end  # on_end(pieces) once the reply ends (before its title), whatever the outcome
         self.pieces = 0  # the model's pieces (about one token each), for the user's daily budget
 
     def emit(self, kind, **data):
@@ -151,8 +151,7 @@ class Job:
             except LiveUnavailable:
                 pass
             self.replies.forget(self)
-            if self.on_end is not None:
-                self.on_end(self.pieces)  # the user's reply slot back, the pieces charged (chatbot/limits.py)
+            self._ended()  # unless the reply's end already did
 
     def _run(self):
         started = time.monotonic()
@@ -220,6 +219,7 @@ class Job:
             logger.error("could not save a reply: %s", save_error)
             self.emit(events.FINAL, unsaved=UNSAVED_REPLY)
             return
+        self._ended()  # saved: its user may ask for another reply (once the page knows) while the title is made
         self.emit(events.FINAL)
         outcome = logs.outcome_of(failure) if failure else ("error" if status == ERROR else status)
         self.replies.log_reply(
@@ -230,6 +230,12 @@ class Job:
             title = make_title(self.llm, reply.model, conversation.first_user_text, text, settings)
             self.conversations.set_auto_title(self.cid, title)
             self.emit(events.TITLE)
+
+    def _ended(self):
+        """The reply is over: on_end(pieces) once (the user's reply slot back, the pieces charged)."""
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end(self.pieces)
 
     def _render(self, markdown, text):
         patch = markdown.feed(text)
