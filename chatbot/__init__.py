@@ -74,6 +74,11 @@ def _security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "static":
+        # Every answer a view makes is made for one session (its conversations, its CSRF token): no cache,
+        # shared or the browser's own, may keep it. A view that means otherwise says so (the share page).
+        # Static files keep their own caching (WhiteNoise answers them before Flask, except in debug).
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

@@ -303,7 +303,7 @@ def _event_stream(body, on_close=None):
     return Response(
         ClosingIterator(body, [on_close]) if on_close else body,  # the server always closes a response
         mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
