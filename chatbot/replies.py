@@ -125,16 +125,29 @@ class Job:
         self.thread = threading.Thread(target=self.run, name=f"reply-{mid}", daemon=True)
         self.on_end = on_end  # on_end(pieces) once the reply ends (before its title), whatever the outcome
         self.pieces = 0  # the model's pieces (about one token each), for the user's daily budget
+        self.ended, self.logged = False, None  # the reply is over; the id of the last event this job logged
 
     def emit(self, kind, **data):
-        """Log an event for the streams; once the live backend failed, the job goes on without it."""
-        if self.live_down:
-            return
+        """Log an event for the streams (True when logged); once the live backend failed, the job goes on without it."""
+        if self.live_down or not self._log_is_ours():
+            return False
         try:
-            self.live.append(self.key, {"kind": kind, **data})
+            self.logged = self.live.append(self.key, {"kind": kind, **data})
         except LiveUnavailable as error:
             logger.error("live backend failed during a reply: %s", error)
             self.live_down = True
+        return not self.live_down
+
+    def _log_is_ours(self):
+        """False once the reply is over and a new generation of it (Retry, Regenerate) has begun the log,
+        in any process: this job's title and end would end that generation's streams."""
+        if not self.ended:
+            return True
+        try:
+            last = self.live.last(self.key)
+        except LiveUnavailable:
+            return True  # append will say
+        return last is not None and last[0] == self.logged
 
     def run(self):
         """Generate, log and save the reply; never raises."""
@@ -145,11 +158,11 @@ class Job:
         except Exception:
             logger.exception("reply job failed")
         finally:
-            self.emit(events.DONE)
-            try:
-                self.live.finish(self.key)
-            except LiveUnavailable:
-                pass
+            if self.emit(events.DONE):
+                try:
+                    self.live.finish(self.key)
+                except LiveUnavailable:
+                    pass
             self.replies.forget(self)
             self._ended()  # unless the reply's end already did
 
@@ -233,7 +246,7 @@ class Job:
 
     def _ended(self):
         """The reply is over: on_end(pieces) once (the user's reply slot back, the pieces charged)."""
-        on_end, self.on_end = self.on_end, None
+        on_end, self.on_end, self.ended = self.on_end, None, True
         if on_end is not None:
             on_end(self.pieces)
 

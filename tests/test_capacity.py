@@ -180,3 +180,23 @@ def test_a_reply_is_charged_to_the_budget_when_it_ends_not_after_the_title(make_
         assert refused.status_code == 429 and "allowance" in refused.text
     finally:
         model.release.set()
+
+
+def test_a_regenerated_reply_is_not_ended_by_the_title_of_the_one_it_replaces(make_app):
+    """Regenerate pressed while the old reply's title is being made: the old job's title and end must not
+    land in the new reply's log, where they would end its streams while it is still being written."""
+    app = make_app(MAX_REPLIES_AT_ONCE=1)
+    old_model = app.extensions["llm"] = SlowTitleLLM()
+    client = app.test_client()
+    cid, mid = start_conversation(client, "one")
+    new_model = BlockingLLM()
+    try:
+        wait_until(lambda: reply_shown_as_finished(app, cid, mid))
+        app.extensions["llm"] = new_model
+        assert client.post(f"/c/{cid}/messages/{mid}/regenerate", headers=HTMX).status_code == 200
+        old_model.release.set()  # the old job logs what it still has, if anything
+        wait_until(lambda: app.extensions["replies"].running() == 1)  # the old job is over; the new one waits
+        assert [event["kind"] for _, event in app.extensions["live"].read(reply_key(cid, mid))] == ["started"]
+    finally:
+        old_model.release.set()
+        new_model.release.set()
