@@ -9,6 +9,8 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # (an idle thread costs little memory and no CPU), and the model clients (llama.cpp, huggingface_hub)
 # are blocking code that an event loop could not interrupt. 256 threads hold 200+ streams a process.
 worker_class = "gthread"
+# The app reads the same setting (chatbot/config.py, same default): it keeps a fifth of them free of streams
+# (MAX_OPEN_STREAMS_PER_PROCESS), so page views, health checks and log-ins always find a thread.
 threads = int(os.environ.get("GUNICORN_THREADS", "256"))
 # Live replies are shared between processes through Redis. Without REDIS_URL a reply lives in the
 # process that generates it, so one process serves everything (WEB_CONCURRENCY is ignored, and said so).

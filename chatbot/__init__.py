@@ -40,10 +40,11 @@ def create_app(test_config=None):
     replies.init_app(app)
     assets.init_app(app)  # static files under hashed names through WhiteNoise; pages compressed
 
-    from . import auth, chat, limits, security, sidebar
+    from . import auth, capacity, chat, limits, security, sidebar
 
     security.init_app(app)  # first: the client's real address and scheme, for everything after
     limits.init_app(app)
+    capacity.init_app(app)  # open streams and the daily token budget, counted where the limits are
     auth.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)
@@ -77,6 +78,11 @@ def _security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "static":
+        # Every answer a view makes is made for one session (its conversations, its CSRF token): no cache,
+        # shared or the browser's own, may keep it. A view that means otherwise says so (the share page).
+        # Static files keep their own caching (WhiteNoise answers them before Flask, except in debug).
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

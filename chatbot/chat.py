@@ -19,10 +19,10 @@ from flask import (
 )
 from werkzeug.wsgi import ClosingIterator
 
-from . import events, htmx, limits
+from . import capacity, events, htmx, limits
 from .auth import current_conversations, current_uid, user_required
 from .conversations import NotFound
-from .live import LiveUnavailable, get_live
+from .live import LiveUnavailable, get_live, id_order
 from .llm import get_llm
 from .replies import get_replies, reply_key
 from .storage import StorageError, get_store
@@ -85,7 +85,7 @@ def _reply_slot():
 
     The reply's job keeps it until it ends; a request that starts no reply gives it back.
     """
-    limits.require_token_budget(current_uid())
+    capacity.require_token_budget(current_uid())
     slot = limits.take_reply_slot(current_uid())
     try:
         yield slot
@@ -96,15 +96,15 @@ def _reply_slot():
 
 def _start_reply(conversation, reply, slot):
     """Generate the reply on the server, now, in a job no request owns; it holds the slot until it ends,
-    then its pieces are charged to the user's daily token budget."""
+    then its pieces are charged to the daily token budgets of the user and of this client's address."""
     if reply is None:  # nothing to start (a reply already being written)
         slot.release()
         return
-    budget = limits.get_token_budget()
+    charge = capacity.token_charge(slot.uid)  # the address is this request's: the job has none
 
     def ended(pieces):
         slot.release()
-        budget.charge(slot.uid, pieces)
+        charge(pieces)
 
     get_replies().start(
         get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=ended, conversation=conversation
@@ -112,16 +112,21 @@ def _start_reply(conversation, reply, slot):
 
 
 def _wait_without_javascript(conversation, reply):
-    """No JavaScript: wait for the reply (its job goes on if this request is cut), then show the conversation."""
+    """No JavaScript: wait for the reply (its job goes on if this request is cut), then show the conversation.
+
+    The wait holds a thread, so it counts among the process's open streams; when they are at their cap,
+    the conversation is shown at once, with the reply as far as it has come.
+    """
     key, after, deadline = reply_key(conversation.id, reply.id), None, time.monotonic() + WAIT_SECONDS
-    try:
-        while time.monotonic() < deadline:
-            found = get_live().read(key, after, timeout=READ_SECONDS)
-            if any(event["kind"] == events.DONE for _, event in found):
-                break
-            after = found[-1][0] if found else after
-    except LiveUnavailable:
-        pass  # the conversation page shows what storage has
+    with capacity.thread_for_waiting() as may_wait:
+        try:
+            while may_wait and time.monotonic() < deadline:
+                found = get_live().read(key, after, timeout=READ_SECONDS)
+                if any(event["kind"] == events.DONE for _, event in found):
+                    break
+                after = found[-1][0] if found else after
+        except LiveUnavailable:
+            pass  # the conversation page shows what storage has
     return redirect(url_for("chat.conversation", cid=conversation.id, _anchor=f"m-{reply.id}"), 303)
 
 
@@ -273,21 +278,40 @@ def stream(cid, mid):
     conversations = current_conversations()
     # Checked before the response starts, so a missing reply is a real 404, not an empty stream.
     message = conversations.get(cid).reply(mid)
-    after = _event_id(request.headers.get("Last-Event-ID") or request.args.get("after"))
+    after = _resume_after(cid, mid, request.headers.get("Last-Event-ID") or request.args.get("after"))
     if message.finished and _log_is_over(cid, mid, after):
         # Nothing more will come: the finished reply at once (a stream reopened after the end).
         return _event_stream(iter(_the_end(conversations, cid, mid)))
-    closed = limits.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
+    closed = capacity.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
     return _event_stream(_follow(conversations, cid, mid, after), on_close=closed)
 
 
-# The ids the live backends give events: a number (memory) or a Redis Stream id.
+# The ids the live backends give events: a number (memory) or a Redis Stream id, each part below 2**64.
 EVENT_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
+ID_PART_LIMIT = 2**64
 
 
 def _event_id(value):
     """A resume id the backends could have given, or None (from the start) for anything else."""
-    return value if value and EVENT_ID.fullmatch(value) else None
+    if not (value and EVENT_ID.fullmatch(value)):
+        return None
+    return value if all(int(part) < ID_PART_LIMIT for part in value.split("-")) else None
+
+
+def _resume_after(cid, mid, value):
+    """The id a stream resumes after: one the live backend could have given this log, else None (the start).
+
+    Ids only increase, so one past the log's last event was never given: a stream resuming after it would
+    wait for events that never come, holding its thread.
+    """
+    after = _event_id(value)
+    if after is None:
+        return None
+    try:
+        last = get_live().last(reply_key(cid, mid))
+    except LiveUnavailable:
+        return after  # the stream says so itself, or storage shows the reply
+    return None if last is not None and id_order(after) > id_order(last[0]) else after
 
 
 def _log_is_over(cid, mid, after):
@@ -305,14 +329,14 @@ def _event_stream(body, on_close=None):
     return Response(
         ClosingIterator(body, [on_close]) if on_close else body,  # the server always closes a response
         mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 def _follow(conversations, cid, mid, after):
     """Yield the reply's events after `after`, live, until done; heartbeats while quiet."""
     live, replies, key = get_live(), get_replies(), reply_key(cid, mid)
-    last_sent = last_event = last_check = time.monotonic()
+    last_sent = last_check = time.monotonic()
     yield events.RECONNECT
     try:
         while not replies.shutting_down:  # a stopping process lets the browser reconnect elsewhere
@@ -324,11 +348,11 @@ def _follow(conversations, cid, mid, after):
                     return
             now = time.monotonic()
             if found:
-                last_sent = last_event = last_check = now
+                last_sent = last_check = now
                 continue
             if now - last_check >= QUIET_CHECK_SECONDS:
                 last_check = now
-                ended = _ended_elsewhere(conversations, cid, mid, quiet=now - last_event)
+                ended = _ended_elsewhere(conversations, cid, mid, after)
                 if ended:
                     yield from ended
                     return
@@ -343,20 +367,32 @@ def _follow(conversations, cid, mid, after):
         yield events.frame("done", "")  # deleted or edited away meanwhile, or storage is down: nothing to show
 
 
-def _ended_elsewhere(conversations, cid, mid, quiet):
-    """When the log is silent: the reply's end from storage, marking it interrupted if its job died.
-
-    A reply saved as finished may still be getting its title: its stream waits for the log's end,
-    unless the log is gone (a restarted process) or silent for FINISHED_QUIET_SECONDS.
-    """
+def _ended_elsewhere(conversations, cid, mid, after):
+    """When the log is silent: the reply's end from storage, marking it interrupted if its job died."""
     message = conversations.get(cid).reply(mid)
     if not message.finished:
         if message.is_running():
             return None
         conversations.interrupt_dead_replies(cid)  # its job died: say so now, and let Retry work
-    elif quiet < FINISHED_QUIET_SECONDS and get_live().read(reply_key(cid, mid)):
+    elif _log_goes_on(cid, mid, after):
         return None
     return _the_end(conversations, cid, mid)
+
+
+def _log_goes_on(cid, mid, after):
+    """True while a finished reply's log may still bring a stream at `after` something: events past it,
+    or its title (the log is not done, and spoke less than FINISHED_QUIET_SECONDS ago).
+
+    The quiet is the log's own, since its last event, not since the stream opened: a stream resumed late
+    does not wait the whole while again, and a position past the log's end waits for nothing.
+    """
+    last = get_live().last(reply_key(cid, mid))
+    if last is None:
+        return False  # the log is gone (a restarted process, or it expired)
+    event_id, event, age = last
+    if after is None or id_order(event_id) > id_order(after):
+        return True  # the next read gets them
+    return event["kind"] != events.DONE and age < FINISHED_QUIET_SECONDS
 
 
 def _the_end(conversations, cid, mid):

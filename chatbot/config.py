@@ -100,6 +100,16 @@ def validate(app):
         )
     if config["TRUSTED_PROXY_HOPS"] < 0:
         raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or how many proxies are in front (1 on Heroku)")
+    if not 0 < config["MAX_OPEN_STREAMS_PER_PROCESS"] < config["GUNICORN_THREADS"]:
+        raise ConfigError(
+            f"MAX_OPEN_STREAMS_PER_PROCESS must be at least 1 and below GUNICORN_THREADS "
+            f"({config['GUNICORN_THREADS']}): each open stream holds a thread, and page views, health checks "
+            "and log-ins need some left."
+        )
+
+
+# gunicorn's threads per process (gunicorn.conf.py reads GUNICORN_THREADS with this default too).
+DEFAULT_THREADS = 256
 
 
 # Rate limits in Flask-Limiter's syntax, several separated by ";". "Per user" is per guest or account.
@@ -133,6 +143,7 @@ def _limit(name):
 
 def security_settings():
     """The settings of rate limits, caps, sessions and HTTPS (README, "Security")."""
+    threads = _number("GUNICORN_THREADS", DEFAULT_THREADS)
     return {
         # Behind Heroku's router: 1. Only that many X-Forwarded-* values are believed, counted from the right.
         "TRUSTED_PROXY_HOPS": _number("TRUSTED_PROXY_HOPS", 0),
@@ -141,11 +152,15 @@ def security_settings():
         "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
         **{name: _limit(name) for name in LIMIT_DEFAULTS},
         "MAX_REPLIES_AT_ONCE": _number("MAX_REPLIES_AT_ONCE", 2),
-        # Tokens (the model's pieces) one user may have generated a day; 0 turns the budget off.
+        # Tokens (the model's pieces) one user, and one client address, may have generated a day; 0: no budget.
         "DAILY_TOKEN_BUDGET": _number("DAILY_TOKEN_BUDGET", 100_000),
-        # Event streams open at once in one process (each holds a thread: gunicorn.conf.py has 256).
+        "DAILY_TOKEN_BUDGET_PER_IP": _number("DAILY_TOKEN_BUDGET_PER_IP", 300_000),
+        # Event streams open at once in one process (each holds one of its threads), per user, per address,
+        # and in all: a fifth of the threads stay free for page views, health checks and log-ins.
+        "GUNICORN_THREADS": threads,
         "MAX_OPEN_STREAMS": _number("MAX_OPEN_STREAMS", 20),
         "MAX_OPEN_STREAMS_PER_IP": _number("MAX_OPEN_STREAMS_PER_IP", 60),
+        "MAX_OPEN_STREAMS_PER_PROCESS": _number("MAX_OPEN_STREAMS_PER_PROCESS", threads * 4 // 5),
         "LOGIN_FREE_FAILURES": _number("LOGIN_FREE_FAILURES", 5),
         "LOGIN_MAX_BACKOFF": _number("LOGIN_MAX_BACKOFF", 300),
         "MAX_CONVERSATIONS": _number("MAX_CONVERSATIONS", 1000),

@@ -9,7 +9,9 @@
 - Log-in back-off: failed attempts per username and per IP; after a few free
   ones, each failure doubles the wait before the next attempt.
 
-Every refusal is a 429 with Retry-After, answered by `_too_many` below.
+Open event streams and the daily token budget are in capacity.py. Every
+refusal is a 429 with Retry-After (a 503 when the process itself is full),
+answered by `_too_many` below.
 """
 
 import ipaddress
@@ -20,7 +22,6 @@ import time
 
 from flask import current_app, make_response, render_template, request, url_for
 from flask_limiter import Limiter
-from limits import parse
 from werkzeug.exceptions import TooManyRequests
 
 from .conversations import CapReached
@@ -103,6 +104,13 @@ class Refused(TooManyRequests):
     def __init__(self, message, retry_after):
         super().__init__(message)
         self.retry_after = max(1, math.ceil(retry_after))
+
+
+class Busy(Refused):
+    """The process is at its capacity (open streams), which is no limit of the user's: 503, with Retry-After."""
+
+    code = 503
+    name = "Service Unavailable"
 
 
 # Reply slots ---------------------------------------------------------------------------------------
@@ -321,97 +329,6 @@ def _message(error, retry_after):
     return f"Too many requests for now. {when}"
 
 
-# Daily token budget ---------------------------------------------------------------------------------
-
-
-class TokenBudget:
-    """Tokens (the model's pieces) a user may have generated a day, counted in the rate limits' storage.
-
-    Checked when a reply is asked for, charged when it ends (a reply may overrun the budget once).
-    Usable from a reply's job: it holds Flask-Limiter's strategy, not the app.
-    """
-
-    def __init__(self, limiter, per_day, enabled=True):
-        self._limiter, self.per_day = limiter, per_day
-        self.item = parse(f"{per_day} per day") if per_day > 0 and enabled else None
-
-    def exhausted(self, uid):
-        """True when uid has used the day's budget."""
-        return self.item is not None and not self._limiter.limiter.test(self.item, "tokens", uid)
-
-    def charge(self, uid, tokens):
-        """Count tokens against uid's day."""
-        if self.item is not None and tokens > 0:
-            self._limiter.limiter.hit(self.item, "tokens", uid, cost=tokens)
-
-    def retry_after(self, uid):
-        """Seconds until uid's budget is renewed."""
-        reset_at = self._limiter.limiter.get_window_stats(self.item, "tokens", uid).reset_time
-        return max(1, reset_at - time.time())
-
-
-def require_token_budget(uid):
-    """Refuse (429) a new reply when uid has used the day's DAILY_TOKEN_BUDGET."""
-    budget = get_token_budget()
-    if budget.exhausted(uid):
-        raise Refused(
-            "Your message was not sent: you have used today's allowance of replies. It renews within a day.",
-            retry_after=budget.retry_after(uid),
-        )
-
-
-def get_token_budget():
-    """Return the current app's TokenBudget."""
-    return current_app.extensions["token_budget"]
-
-
-# Open event streams ---------------------------------------------------------------------------------
-
-
-class OpenStreams:
-    """Event streams open in this process, per user and per client address.
-
-    Each open stream holds one of the process's threads for as long as the reply
-    lasts, so one visitor opening streams by the hundred could take them all;
-    counted per process, since the threads are.
-    """
-
-    def __init__(self, per_user, per_ip, enabled=True):
-        self.per_user, self.per_ip, self.enabled = per_user, per_ip, enabled
-        self._open = {}
-        self._lock = threading.Lock()
-
-    def open(self, uid, ip):
-        """Count a stream of uid from ip; the keys to close() it with, or None when either is at its limit."""
-        keys = ((f"user:{uid}", self.per_user), (f"ip:{ip}", self.per_ip))
-        with self._lock:
-            if self.enabled and any(self._open.get(key, 0) >= limit for key, limit in keys):
-                return None
-            for key, _ in keys:
-                self._open[key] = self._open.get(key, 0) + 1
-        return [key for key, _ in keys]
-
-    def close(self, keys):
-        """A stream counted by open() ended."""
-        with self._lock:
-            for key in keys:
-                self._open[key] -= 1
-                if not self._open[key]:
-                    del self._open[key]
-
-
-def open_stream(uid):
-    """Count an event stream for uid from this client (429 when too many are open); return what ends the count.
-
-    The function returned needs no request context: the server calls it once the response is closed.
-    """
-    streams = current_app.extensions["open_streams"]
-    keys = streams.open(uid, client_ip())
-    if keys is None:
-        raise Refused("Too many replies are open in other tabs or windows. Close some, then reload.", 10)
-    return lambda: streams.close(keys)
-
-
 def _retry_after(error):
     if isinstance(error, Refused):
         return error.retry_after
@@ -438,15 +355,15 @@ def _limited_page(message, code, resend, heading=None):
 
 
 def _too_many(error):
-    """429: in the composer for the chat's htmx posts (the text stays), else a fragment or a page."""
-    retry_after = _retry_after(error)
+    """429 (503 when busy): in the composer for the chat's htmx posts (the text stays), else a fragment or a page."""
+    retry_after, code = _retry_after(error), error.code
     message = _message(error, retry_after)
     if is_htmx():
-        response = make_response(render_template("regions/limit_error.html", message=message, code=429), 429)
+        response = make_response(render_template("regions/limit_error.html", message=message, code=code), code)
         if request.method == "POST" and request.endpoint in COMPOSER_ENDPOINTS:
             retarget(response, "#composer-error")
     else:
-        response = make_response(_limited_page(message, 429, _resend()), 429)
+        response = make_response(_limited_page(message, code, _resend()), code)
     response.headers["Retry-After"] = str(retry_after)
     response.vary.add("HX-Request")
     return response
@@ -479,11 +396,6 @@ def init_app(app):
     app.extensions["reply_slots"] = ReplySlots(
         backend, app.config["MAX_REPLIES_AT_ONCE"], enabled=app.config["RATELIMIT_ENABLED"]
     )
-    app.extensions["token_budget"] = TokenBudget(
-        limiter, app.config["DAILY_TOKEN_BUDGET"], enabled=app.config["RATELIMIT_ENABLED"]
-    )
-    app.extensions["open_streams"] = OpenStreams(
-        app.config["MAX_OPEN_STREAMS"], app.config["MAX_OPEN_STREAMS_PER_IP"], enabled=app.config["RATELIMIT_ENABLED"]
-    )
     app.register_error_handler(429, _too_many)
+    app.register_error_handler(Busy, _too_many)
     app.register_error_handler(CapReached, _cap_reached)

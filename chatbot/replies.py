@@ -145,18 +145,31 @@ class Job:
         self.live = replies.live
         self.live_down = False
         self.thread = threading.Thread(target=self.run, name=f"reply-{mid}", daemon=True)
-        self.on_end = on_end  # on_end(pieces) when the job ends, whatever the outcome
+        self.on_end = on_end  # on_end(pieces) once the reply ends (before its title), whatever the outcome
         self.pieces = 0  # the model's pieces (about one token each), for the user's daily budget
+        self.ended, self.logged = False, None  # the reply is over; the id of the last event this job logged
 
     def emit(self, kind, **data):
-        """Log an event for the streams; once the live backend failed, the job goes on without it."""
-        if self.live_down:
-            return
+        """Log an event for the streams (True when logged); once the live backend failed, the job goes on without it."""
+        if self.live_down or not self._log_is_ours():
+            return False
         try:
-            self.live.append(self.key, {"kind": kind, **data})
+            self.logged = self.live.append(self.key, {"kind": kind, **data})
         except LiveUnavailable as error:
             logger.error("live backend failed during a reply: %s", error)
             self.live_down = True
+        return not self.live_down
+
+    def _log_is_ours(self):
+        """False once the reply is over and a new generation of it (Retry, Regenerate) has begun the log,
+        in any process: this job's title and end would end that generation's streams."""
+        if not self.ended:
+            return True
+        try:
+            last = self.live.last(self.key)
+        except LiveUnavailable:
+            return True  # append will say
+        return last is not None and last[0] == self.logged
 
     def run(self):
         """Generate, log and save the reply; never raises."""
@@ -167,14 +180,13 @@ class Job:
         except Exception:
             logger.exception("reply job failed")
         finally:
-            self.emit(events.DONE)
-            try:
-                self.live.finish(self.key)
-            except LiveUnavailable:
-                pass
+            if self.emit(events.DONE):
+                try:
+                    self.live.finish(self.key)
+                except LiveUnavailable:
+                    pass
             self.replies.forget(self)
-            if self.on_end is not None:
-                self.on_end(self.pieces)  # the user's reply slot back, the pieces charged (chatbot/limits.py)
+            self._ended()  # unless the reply's end already did
 
     def _run(self):
         started = time.monotonic()
@@ -248,6 +260,7 @@ class Job:
             logger.exception("could not save a reply")
             self._save_failed(text)
             return
+        self._ended()  # saved: its user may ask for another reply (once the page knows) while the title is made
         self.emit(events.FINAL)
         outcome = logs.outcome_of(failure) if failure else ("error" if status == ERROR else status)
         self.replies.log_reply(
@@ -258,6 +271,12 @@ class Job:
             title = make_title(self.llm, reply.model, conversation.first_user_text, text, settings)
             self.conversations.set_auto_title(self.cid, title)
             self.emit(events.TITLE)
+
+    def _ended(self):
+        """The reply is over: on_end(pieces) once (the user's reply slot back, the pieces charged)."""
+        on_end, self.on_end, self.ended = self.on_end, None, True
+        if on_end is not None:
+            on_end(self.pieces)
 
     def _render(self, markdown, text):
         patch = markdown.feed(text)

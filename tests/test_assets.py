@@ -8,7 +8,7 @@ import brotli
 import pytest
 
 from chatbot.assets import hashed_name
-from support import start_conversation, stream_url
+from support import HTMX, finished_conversation, start_conversation, stream_url
 
 DECODE = {"br": brotli.decompress, "gzip": gzip.decompress}
 
@@ -67,3 +67,33 @@ def test_the_event_stream_is_never_compressed(client):
     assert first.startswith((b"event:", b"id:", b":", b"retry:"))  # readable text, at once
     body = first + b"".join(response.response)
     assert b"event: done" in body
+
+
+def test_every_answer_made_for_a_session_is_never_stored(client):
+    """A conversation, its fragments, the account, an export, the stream: made for one session, so no cache,
+    shared or the browser's own, may keep them (a shared computer's back button after logging out)."""
+    cid, mid = finished_conversation(client, "my private question")
+    requests = [
+        ("/new", {}),
+        (f"/c/{cid}", {}),
+        (f"/c/{cid}", {**HTMX, "HX-Target": "chat"}),
+        (f"/sidebar/{cid}", HTMX),
+        ("/sidebar/search?q=private", HTMX),
+        ("/account/", {}),
+        (f"/c/{cid}/export.md", {}),
+        (f"/c/{cid}/export.json", {}),
+        ("/account/export.zip", {}),
+        (stream_url(cid, mid), {}),
+        ("/", {}),  # a redirect to the latest conversation
+        ("/c/" + "A" * 16, {}),  # a 404 page carries the session's sidebar too
+    ]
+    for path, headers in requests:
+        response = client.get(path, headers=headers)
+        assert response.headers.get("Cache-Control") == "no-store", (path, headers)
+    sent = client.post(f"/c/{cid}/messages", data={"text": "and another"}, headers=HTMX)
+    assert sent.status_code == 200 and sent.headers["Cache-Control"] == "no-store"
+
+
+def test_static_files_keep_their_caching_beside_private_pages(client):
+    for url in static_urls(client.get("/new").text):
+        assert "no-store" not in client.get(url).headers["Cache-Control"], url

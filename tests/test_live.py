@@ -104,3 +104,44 @@ def test_heroku_style_rediss_urls_encrypt_without_checking_the_self_signed_certi
     assert heroku.connection_pool.connection_kwargs["ssl_cert_reqs"] is None
     strict = connect("rediss://:secret@redis.example:6380/0?ssl_cert_reqs=required")
     assert strict.connection_pool.connection_kwargs["ssl_cert_reqs"] == "required"
+
+
+def test_the_last_event_is_known_with_its_age(live):
+    live.start("c:10")
+    assert live.last("c:10") is None and live.last("c:never") is None
+    live.append("c:10", {"kind": "started"})
+    done = live.append("c:10", {"kind": "done"})
+    event_id, event, age = live.last("c:10")
+    assert (event_id, event) == (done, {"kind": "done"}) and 0 <= age < 5
+    live.start("c:10")  # a new generation has logged nothing yet
+    assert live.last("c:10") is None
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("after", ["18446744073709551616-0", "1-18446744073709551616", "99999999999999999999"])
+def test_an_id_redis_could_never_give_reads_from_the_start_and_is_no_outage(redis_server, after):
+    """A Redis Stream id is two numbers below 2**64: Redis refuses any other, and that refusal is the
+    client's id, not Redis being down."""
+    live = open_live(redis_server.url)
+    live.start("c:11")
+    live.append("c:11", {"kind": "started"})
+    assert kinds(live.read("c:11", after=after)) == ["started"]
+
+
+@pytest.mark.redis
+def test_a_stream_resumed_after_an_id_over_redis_range_shows_the_reply_and_logs_no_error(
+    make_app, redis_server, caplog
+):
+    from support import BlockingLLM, start_conversation, stream_url
+
+    app = make_app(REDIS_URL=redis_server.url, RATELIMIT_ENABLED=False)
+    model = app.extensions["llm"] = BlockingLLM()
+    client = app.test_client()
+    cid, mid = start_conversation(client)
+    response = client.get(f"{stream_url(cid, mid)}?after={'9' * 20}", buffered=False)
+    model.release.set()
+    body = b"".join(response.response).decode()
+    response.close()
+    assert "unavailable" not in body and "Hello from a fake model." in body
+    assert body.rstrip().endswith("event: done\ndata:")
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]

@@ -15,11 +15,13 @@ from chatbot.render import render_markdown
 from chatbot.replies import SAVE_FAILED
 from support import (
     HTMX,
+    BlockingLLM,
     FakeLLM,
     FakeModelServer,
     FakeSlowLLM,
     HttpChat,
     LiveServer,
+    SlowTitleLLM,
     assemble,
     start_conversation,
     stored_conversations,
@@ -198,3 +200,62 @@ def test_open_streams_per_user_are_capped_and_freed_when_they_close(make_app):
         for response in (second, fourth):
             response.close()
         chat.stop(cid, mid)
+
+
+def read_to_the_end(response):
+    """The rest of an unbuffered test-client stream, as text; the stream is closed after."""
+    try:
+        return b"".join(response.response).decode()
+    finally:
+        response.close()
+
+
+@pytest.fixture
+def quick_checks(monkeypatch):
+    """A stream looks around (storage, the log) every 50 ms of silence instead of every 10 s."""
+    from chatbot import chat
+
+    monkeypatch.setattr(chat, "READ_SECONDS", 0.05)
+    monkeypatch.setattr(chat, "QUIET_CHECK_SECONDS", 0.05)
+    return chat
+
+
+def test_a_resume_id_past_the_logs_end_does_not_hold_the_stream(make_app, quick_checks, monkeypatch):
+    """No reply ever logs such an id, so the stream cannot wait for what follows it: it reads from the start."""
+    monkeypatch.setattr(quick_checks, "FINISHED_QUIET_SECONDS", 8)  # production's minute, shortened
+    app = make_app()
+    model = app.extensions["llm"] = BlockingLLM()
+    client = app.test_client()
+    cid, mid = start_conversation(client)
+    response = client.get(f"{stream_url(cid, mid)}?after=99999999", buffered=False)
+    model.release.set()
+    begun = time.monotonic()
+    body = read_to_the_end(response)
+    assert time.monotonic() - begun < 4, "the stream waited for a quiet minute after the reply ended"
+    found = sse_events(body)
+    assert found[-1][1] == "done" and "final" in [name for _, name, _ in found]
+    assert "Hello from a fake model." in body
+
+
+def test_a_finished_replys_quiet_counts_from_its_last_event_not_from_the_streams_start(
+    make_app, quick_checks, monkeypatch
+):
+    """A title that never comes ends the reply's streams FINISHED_QUIET_SECONDS after the log's last event:
+    a page opened later does not wait that long again."""
+    quiet = 0.9
+    monkeypatch.setattr(quick_checks, "FINISHED_QUIET_SECONDS", quiet)
+    app = make_app()
+    model = app.extensions["llm"] = SlowTitleLLM()
+    client = app.test_client()
+    cid, mid = start_conversation(client)
+    try:
+        # This stream ends once the log has been quiet that long after the final event (the title is late).
+        first = read_to_the_end(client.get(stream_url(cid, mid), headers=FROM_THE_START, buffered=False))
+        assert "final" in [name for _, name, _ in sse_events(first)]
+        begun = time.monotonic()
+        body = read_to_the_end(client.get(stream_url(cid, mid), buffered=False))  # a page opened later
+        assert time.monotonic() - begun < quiet, "the quiet was counted again from the stream's start"
+        found = sse_events(body)
+        assert found[-1][1] == "done" and "Hello from a fake model." in body
+    finally:
+        model.release.set()

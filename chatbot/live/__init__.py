@@ -39,6 +39,10 @@ class Live:
         """Return [(id, event)] logged after id `after` (all when None), waiting up to timeout seconds for one."""
         raise NotImplementedError
 
+    def last(self, key):
+        """The log's last (id, event, seconds since it was logged), or None when the log is empty or gone."""
+        raise NotImplementedError
+
     def finish(self, key):
         """The reply ended: keep its log FINISHED_TTL seconds more, then let it go."""
         raise NotImplementedError
@@ -50,6 +54,12 @@ class Live:
     def stop_requested(self, key):
         """True when Stop was asked for this reply."""
         raise NotImplementedError
+
+
+def id_order(event_id):
+    """An event id of either backend as numbers that compare as the ids do: "12" (memory), "1700000000000-3"."""
+    first, _, second = event_id.partition("-")
+    return int(first), int(second or 0)
 
 
 def open_live(redis_url=None):

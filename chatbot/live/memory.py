@@ -14,6 +14,7 @@ class _Log:
         self.changed = threading.Condition()
         self.stop = False
         self.expires = None
+        self.logged_at = None  # when the last event was logged (time.monotonic())
 
 
 class MemoryLive(Live):
@@ -51,6 +52,7 @@ class MemoryLive(Live):
         with log.changed:
             number = next(self._numbers)
             log.events.append((number, event))
+            log.logged_at = time.monotonic()
             del log.events[:-MAX_EVENTS]
             log.changed.notify_all()
         return str(number)
@@ -72,6 +74,17 @@ class MemoryLive(Live):
                 if found or remaining <= 0:
                     return found
                 log.changed.wait(remaining)
+
+    def last(self, key):
+        """The last event, its id, and how long ago it was logged."""
+        log = self._log(key, create=False)
+        if log is None:
+            return None
+        with log.changed:
+            if not log.events:
+                return None
+            number, event = log.events[-1]
+            return str(number), event, time.monotonic() - log.logged_at
 
     def finish(self, key):
         """Forget the log FINISHED_TTL seconds from now."""

@@ -9,6 +9,8 @@ from . import FINISHED_TTL, MAX_EVENTS, Live, LiveUnavailable
 # A log nobody finishes (its process died) still goes away.
 UNFINISHED_TTL = 60 * 60
 PREFIX = "chatbot:reply:"
+# How Redis refuses a stream id it could never have given: the client's id, not Redis, is at fault.
+INVALID_ID = "Invalid stream ID"
 
 
 def connect(url, **options):
@@ -68,11 +70,31 @@ class RedisLive(Live):
         block = int(min(timeout, 5) * 1000) or None
         try:
             found = self.client.xread({self._events(key): after or "0-0"}, count=MAX_EVENTS, block=block)
+        except redis.ResponseError as error:
+            if after and INVALID_ID in str(error):
+                return self.read(key, None, timeout)  # an id Redis never gives (a part over 2**64 - 1): the start
+            raise _translate(error) from error
         except redis.RedisError as error:
             raise _translate(error) from error
         if not found:
             return []
         return [(event_id.decode(), json.loads(fields[b"e"])) for event_id, fields in found[0][1]]
+
+    def last(self, key):
+        """XREVRANGE for the last event; its age from its id (milliseconds) and Redis's own clock."""
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.xrevrange(self._events(key), count=1)
+                pipe.time()
+                entries, (seconds, microseconds) = pipe.execute()
+        except redis.RedisError as error:
+            raise _translate(error) from error
+        if not entries:
+            return None
+        event_id, fields = entries[0]
+        event_id = event_id.decode()
+        age = seconds + microseconds / 1e6 - int(event_id.split("-")[0]) / 1000
+        return event_id, json.loads(fields[b"e"]), max(0.0, age)
 
     def finish(self, key):
         """Keep the finished log a little while for late readers."""

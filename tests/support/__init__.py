@@ -1,7 +1,7 @@
 """What tests, benchmarks and docs/screenshots.py share. Import from here, never from conftest or a test_ module.
 
 - app: the app as tests build it (build_app, TEST_SETTINGS), its store's contents, the fakes FakeLLM,
-  FakeSlowLLM and BlockingLLM
+  FakeSlowLLM, BlockingLLM and SlowTitleLLM
 - events: htmx requests, reading a reply's event stream, and what a page builds from its render events
 - seeding: many conversations written straight to a store
 - servers: free ports, LiveServer (the app in a thread), LlamaServer, RedisServer, Gunicorn
@@ -18,6 +18,7 @@ from .app import (
     BlockingLLM,
     FakeLLM,
     FakeSlowLLM,
+    SlowTitleLLM,
     as_guest,
     build_app,
     guest_uid,
@@ -75,6 +76,7 @@ __all__ = [
     "LlamaServer",
     "RedisServer",
     "S3Server",
+    "SlowTitleLLM",
     "as_guest",
     "assemble",
     "axe_violations",

@@ -31,6 +31,7 @@ CLEARED_ENVIRONMENT = (
     "AWS_ENDPOINT_URL",
     "LOCAL_MODEL_PATH",
     "REDIS_URL",
+    "GUNICORN_THREADS",
 )
 
 
@@ -116,3 +117,17 @@ class BlockingLLM(FakeLLM):
         self.started += 1
         self.release.wait(30)
         yield from self.pieces
+
+
+class SlowTitleLLM(FakeLLM):
+    """A FAKE model whose replies come at once but whose title waits until the test sets `release` (30 s at
+    most): for tests about what happens between a reply's end and its conversation's title."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def complete(self, messages, model=None, **params):
+        """Wait for release, then return the fixed title."""
+        self.release.wait(30)
+        return self.title
