@@ -2,44 +2,17 @@
 
 import json
 import re
-import time
-from contextlib import contextmanager
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    current_app,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    stream_with_context,
-    url_for,
-)
-from werkzeug.wsgi import ClosingIterator
+from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 
 from . import capacity, events, htmx, limits
 from .auth import current_conversations, current_uid, user_required
-from .conversations import NotFound
-from .live import LiveUnavailable, get_live, id_order
 from .llm import get_llm
-from .replies import get_replies, reply_key
-from .storage import StorageError, get_store
+from .replies import get_replies
+from .storage import get_store
+from .stream import open_stream, wait_for_reply
 
 bp = Blueprint("chat", __name__)
-
-# A stream waits this long for the next event before it looks around (shutdown, a dead job).
-READ_SECONDS = 1.0
-# A comment this often keeps proxies (Heroku's router drops a silent connection after 55 s) from closing the stream.
-HEARTBEAT_SECONDS = 10
-# After this long with no event, a stream checks storage: the reply may have ended elsewhere, or its job died.
-QUIET_CHECK_SECONDS = 10
-# A finished reply's log that stays silent this long (its title never came) ends its streams anyway.
-FINISHED_QUIET_SECONDS = 60
-# Without JavaScript the form post waits this long for the reply, then shows the conversation anyway.
-WAIT_SECONDS = 25
-LIVE_DOWN = "Live updates are unavailable right now. The reply goes on being saved: reload the page in a moment."
 
 
 def _chat_page(conversation=None, status=200, **context):
@@ -79,27 +52,36 @@ def composer_error(message, status, conversation=None):
     return _chat_page(conversation, status=status, error=message, draft=request.form.get("text", ""))
 
 
-@contextmanager
-def _reply_slot():
-    """A slot for one more reply of this user, claimed first (429 when too many are being written).
+def _reply(store_reply, answer, mid=None):
+    """Store a reply and generate it: how a first message, a message, Retry/Regenerate and an edit start one.
 
-    The reply's job keeps it until it ends; a request that starts no reply gives it back.
+    A slot for one more reply of this user is claimed first (429 when too many are being written).
+    store_reply() writes the reply, marked streaming, and returns (conversation, reply); reply is None
+    when reply `mid` is being written already. The reply's job then starts and keeps the slot until it
+    ends. The answer is answer(conversation, reply) for htmx; without JavaScript, the request waits for
+    the reply (its job goes on if the request is cut), then shows the conversation.
     """
     capacity.require_token_budget(current_uid())
     slot = limits.take_reply_slot(current_uid())
     try:
-        yield slot
+        conversation, reply = store_reply()
     except BaseException:
-        slot.release()
+        slot.release()  # no reply was started: the slot is given back
         raise
+    if reply is None:
+        slot.release()
+    else:
+        _start_job(conversation, reply, slot)
+    mid = reply.id if reply else mid
+    if not htmx.is_htmx():
+        wait_for_reply(conversation.id, mid)
+        return redirect(url_for("chat.conversation", cid=conversation.id, _anchor=f"m-{mid}"), 303)
+    return answer(conversation, reply)
 
 
-def _start_reply(conversation, reply, slot):
+def _start_job(conversation, reply, slot):
     """Generate the reply on the server, now, in a job no request owns; it holds the slot until it ends,
     then its pieces are charged to the daily token budgets of the user and of this client's address."""
-    if reply is None:  # nothing to start (a reply already being written)
-        slot.release()
-        return
     charge = capacity.token_charge(slot.uid)  # the address is this request's: the job has none
 
     def ended(pieces):
@@ -109,25 +91,6 @@ def _start_reply(conversation, reply, slot):
     get_replies().start(
         get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=ended, conversation=conversation
     )
-
-
-def _wait_without_javascript(conversation, reply):
-    """No JavaScript: wait for the reply (its job goes on if this request is cut), then show the conversation.
-
-    The wait holds a thread, so it counts among the process's open streams; when they are at their cap,
-    the conversation is shown at once, with the reply as far as it has come.
-    """
-    key, after, deadline = reply_key(conversation.id, reply.id), None, time.monotonic() + WAIT_SECONDS
-    with capacity.thread_for_waiting() as may_wait:
-        try:
-            while may_wait and time.monotonic() < deadline:
-                found = get_live().read(key, after, timeout=READ_SECONDS)
-                if any(event["kind"] == events.DONE for _, event in found):
-                    break
-                after = found[-1][0] if found else after
-        except LiveUnavailable:
-            pass  # the conversation page shows what storage has
-    return redirect(url_for("chat.conversation", cid=conversation.id, _anchor=f"m-{reply.id}"), 303)
 
 
 @bp.get("/")
@@ -155,16 +118,15 @@ def start():
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status)
-    with _reply_slot() as slot:
-        conversation, reply = current_conversations().start(text, model)
-    _start_reply(conversation, reply, slot)
-    if not htmx.is_htmx():
-        return _wait_without_javascript(conversation, reply)
-    # Small on purpose; the sidebar learns of the conversation from the stream's first event.
-    response = make_response(
-        render_template("responses/started.html", conversation=conversation, models=get_llm().models)
-    )
-    return htmx.push_url(response, url_for("chat.conversation", cid=conversation.id))
+
+    def started(conversation, reply):
+        # Small on purpose; the sidebar learns of the conversation from the stream's first event.
+        response = make_response(
+            render_template("responses/started.html", conversation=conversation, models=get_llm().models)
+        )
+        return htmx.push_url(response, url_for("chat.conversation", cid=conversation.id))
+
+    return _reply(lambda: current_conversations().start(text, model), started)
 
 
 @bp.get("/c/<cid>")
@@ -187,18 +149,17 @@ def send(cid):
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status, conversations.get(cid))
-    with _reply_slot() as slot:
-        conversation, reply = conversations.add_exchange(cid, text, model)
-    _start_reply(conversation, reply, slot)
-    if not htmx.is_htmx():
-        return _wait_without_javascript(conversation, reply)
-    user = conversation.messages[-2]  # add_exchange appends the user's message, then its reply
-    return render_template(
-        "responses/sent.html",
-        conversation=conversation,
-        exchange=[user, reply],
-        previous_reply=conversation.reply_before(user.id),
-    )
+
+    def sent(conversation, reply):
+        user = conversation.messages[-2]  # add_exchange appends the user's message, then its reply
+        return render_template(
+            "responses/sent.html",
+            conversation=conversation,
+            exchange=[user, reply],
+            previous_reply=conversation.reply_before(user.id),
+        )
+
+    return _reply(lambda: conversations.add_exchange(cid, text, model), sent)
 
 
 @bp.post("/c/<cid>/messages/<mid>/regenerate")
@@ -206,12 +167,11 @@ def send(cid):
 @limits.limit_messages
 def regenerate(cid, mid):
     """Ask the model again: retry a failed, stopped or interrupted reply, or regenerate the last one."""
-    with _reply_slot() as slot:
-        conversation, reply = current_conversations().restart_reply(cid, mid)
-    _start_reply(conversation, reply, slot)
-    if not htmx.is_htmx():
-        return _wait_without_javascript(conversation, conversation.message(mid))
-    return events.render_message(conversation.message(mid), cid, conversation)
+    return _reply(
+        lambda: current_conversations().restart_reply(cid, mid),
+        lambda conversation, reply: events.render_message(conversation.message(mid), cid, conversation),
+        mid,
+    )
 
 
 @bp.post("/c/<cid>/messages/<mid>/stop")
@@ -247,12 +207,9 @@ def edit(cid, mid):
             error=error,
             draft=request.form.get("text", ""),
         )
-    with _reply_slot() as slot:
-        conversation, reply = conversations.edit(cid, mid, text, model)
-    _start_reply(conversation, reply, slot)
-    if not htmx.is_htmx():
-        return _wait_without_javascript(conversation, reply)
-    return _chat_page(conversation)
+    return _reply(
+        lambda: conversations.edit(cid, mid, text, model), lambda conversation, reply: _chat_page(conversation)
+    )
 
 
 @bp.get("/c/<cid>/export.<fmt>")
@@ -274,127 +231,8 @@ def export(cid, fmt):
 @user_required
 @limits.limit_streams
 def stream(cid, mid):
-    """Server-Sent Events of a reply: its log from Last-Event-ID on, then live (see chatbot/events.py)."""
+    """Server-Sent Events of a reply: its log from Last-Event-ID on, then live (chatbot/stream.py reads it)."""
     conversations = current_conversations()
-    # Checked before the response starts, so a missing reply is a real 404, not an empty stream.
+    # Read before the response starts, so a missing reply is a real 404, not an empty stream.
     message = conversations.get(cid).reply(mid)
-    after = _resume_after(cid, mid, request.headers.get("Last-Event-ID") or request.args.get("after"))
-    if message.finished and _log_is_over(cid, mid, after):
-        # Nothing more will come: the finished reply at once (a stream reopened after the end).
-        return _event_stream(iter(_the_end(conversations, cid, mid)))
-    closed = capacity.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
-    return _event_stream(_follow(conversations, cid, mid, after), on_close=closed)
-
-
-# The ids the live backends give events: a number (memory) or a Redis Stream id, each part below 2**64.
-EVENT_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
-ID_PART_LIMIT = 2**64
-
-
-def _event_id(value):
-    """A resume id the backends could have given, or None (from the start) for anything else."""
-    if not (value and EVENT_ID.fullmatch(value)):
-        return None
-    return value if all(int(part) < ID_PART_LIMIT for part in value.split("-")) else None
-
-
-def _resume_after(cid, mid, value):
-    """The id a stream resumes after: one the live backend could have given this log, else None (the start).
-
-    Ids only increase, so one past the log's last event was never given: a stream resuming after it would
-    wait for events that never come, holding its thread.
-    """
-    after = _event_id(value)
-    if after is None:
-        return None
-    try:
-        last = get_live().last(reply_key(cid, mid))
-    except LiveUnavailable:
-        return after  # the stream says so itself, or storage shows the reply
-    return None if last is not None and id_order(after) > id_order(last[0]) else after
-
-
-def _log_is_over(cid, mid, after):
-    """True when the stream has nothing to replay: a finished reply's title may still be on its way."""
-    try:
-        found = get_live().read(reply_key(cid, mid), after)
-    except LiveUnavailable:
-        return True
-    # Resuming: replay what followed. Opening afresh a reply whose log is complete: the reply itself, at once.
-    return not found or (after is None and found[-1][1]["kind"] == events.DONE)
-
-
-def _event_stream(body, on_close=None):
-    body = stream_with_context(body)
-    return Response(
-        ClosingIterator(body, [on_close]) if on_close else body,  # the server always closes a response
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
-
-
-def _follow(conversations, cid, mid, after):
-    """Yield the reply's events after `after`, live, until done; heartbeats while quiet."""
-    live, replies, key = get_live(), get_replies(), reply_key(cid, mid)
-    last_sent = last_check = time.monotonic()
-    yield events.RECONNECT
-    try:
-        while not replies.shutting_down:  # a stopping process lets the browser reconnect elsewhere
-            found = live.read(key, after, timeout=READ_SECONDS)
-            for event_id, event in found:
-                yield events.to_sse(event_id, event, conversations, cid, mid)
-                after = event_id
-                if event["kind"] == events.DONE:
-                    return
-            now = time.monotonic()
-            if found:
-                last_sent = last_check = now
-                continue
-            if now - last_check >= QUIET_CHECK_SECONDS:
-                last_check = now
-                ended = _ended_elsewhere(conversations, cid, mid, after)
-                if ended:
-                    yield from ended
-                    return
-            if now - last_sent >= HEARTBEAT_SECONDS:
-                last_sent = now
-                yield events.HEARTBEAT
-    except LiveUnavailable as error:
-        current_app.logger.error("live backend failed during a stream: %s", error)
-        yield events.frame("final", render_template("regions/reply_notice.html", cid=cid, mid=mid, notice=LIVE_DOWN))
-        yield events.frame("done", "")
-    except (NotFound, StorageError):
-        yield events.frame("done", "")  # deleted or edited away meanwhile, or storage is down: nothing to show
-
-
-def _ended_elsewhere(conversations, cid, mid, after):
-    """When the log is silent: the reply's end from storage, marking it interrupted if its job died."""
-    message = conversations.get(cid).reply(mid)
-    if not message.finished:
-        if message.is_running():
-            return None
-        conversations.interrupt_dead_replies(cid)  # its job died: say so now, and let Retry work
-    elif _log_goes_on(cid, mid, after):
-        return None
-    return _the_end(conversations, cid, mid)
-
-
-def _log_goes_on(cid, mid, after):
-    """True while a finished reply's log may still bring a stream at `after` something: events past it,
-    or its title (the log is not done, and spoke less than FINISHED_QUIET_SECONDS ago).
-
-    The quiet is the log's own, since its last event, not since the stream opened: a stream resumed late
-    does not wait the whole while again, and a position past the log's end waits for nothing.
-    """
-    last = get_live().last(reply_key(cid, mid))
-    if last is None:
-        return False  # the log is gone (a restarted process, or it expired)
-    event_id, event, age = last
-    if after is None or id_order(event_id) > id_order(after):
-        return True  # the next read gets them
-    return event["kind"] != events.DONE and age < FINISHED_QUIET_SECONDS
-
-
-def _the_end(conversations, cid, mid):
-    """The reply as stored, then done: for a stream with nothing to follow."""
-    return [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid), events.frame("done", "")]
+    return open_stream(conversations, cid, message, request.headers.get("Last-Event-ID") or request.args.get("after"))

@@ -1,9 +1,9 @@
 """A reply's event protocol, defined once: what a job logs, and what each event shows in the page.
 
-The job (replies.py) logs events as small dicts with a "kind"; a stream
-(chat.py) sends each as a Server-Sent Event with the log's id, rendered for
-the reader's own session (a rendered form carries that session's CSRF token,
-so HTML is made per stream, never stored in the log).
+This is the wire format, one of the resumable protocol's four parts: the writer (replies.py) logs
+events as small dicts with a "kind" in the log (live/), and the reader (stream.py) sends each as a
+Server-Sent Event with the log's id, rendered for the reader's own session (a rendered form carries
+that session's CSRF token, so HTML is made per stream, never stored in the log).
 
 kind      SSE event  what it renders                                        swapped into
 started   sidebar    the conversation list, this conversation on top        #conversation-list (outerHTML)
@@ -40,6 +40,12 @@ def frame(name, data, event_id=None):
     lines = str(data).replace("\r", "&#13;").split("\n")
     head = f"id: {event_id}\n" if event_id is not None else ""
     return head + f"event: {name}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+def unlogged(kind, data=""):
+    """An event the reader sends of its own (the end it read from storage, a notice): in no log, so with no id,
+    and a reconnecting browser resumes after the last logged event it saw."""
+    return frame(SSE_NAMES[kind], data)
 
 
 def render(event, conversations, cid, mid):

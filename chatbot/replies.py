@@ -1,9 +1,10 @@
 """A reply's job: run the model, log its events, save its text, title the conversation.
 
-A job belongs to the server, not to any request: sending starts it, and the
-event streams only read its log (chatbot/live/). So a reload, a closed tab or
-a dropped connection changes nothing for the reply; only Stop stops it.
-Nothing here knows about HTTP.
+This is the writer, one of the resumable protocol's four parts: the job logs each event in the
+reply's log (live/), in the wire format of events.py, and the reader (stream.py) sends the log to
+every stream that follows the reply. A job belongs to the server, not to any request: sending
+starts it, and the streams only read its log. So a reload, a closed tab or a dropped connection
+changes nothing for the reply; only Stop stops it. Nothing here knows about HTTP.
 """
 
 import logging

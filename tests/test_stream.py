@@ -213,11 +213,11 @@ def read_to_the_end(response):
 @pytest.fixture
 def quick_checks(monkeypatch):
     """A stream looks around (storage, the log) every 50 ms of silence instead of every 10 s."""
-    from chatbot import chat
+    from chatbot import stream
 
-    monkeypatch.setattr(chat, "READ_SECONDS", 0.05)
-    monkeypatch.setattr(chat, "QUIET_CHECK_SECONDS", 0.05)
-    return chat
+    monkeypatch.setattr(stream, "READ_SECONDS", 0.05)
+    monkeypatch.setattr(stream, "QUIET_CHECK_SECONDS", 0.05)
+    return stream
 
 
 def test_a_resume_id_past_the_logs_end_does_not_hold_the_stream(make_app, quick_checks, monkeypatch):

@@ -1,5 +1,8 @@
 """Live replies: each reply's event log and its stop signal, shared by every stream that reads it.
 
+The log is one of the resumable protocol's four parts: the writer (replies.py) appends a reply's
+events, the reader (stream.py) replays and follows them, in the wire format of events.py.
+
 One interface, two backends chosen by REDIS_URL, the same shape as storage/
 and llm/:
 
