@@ -9,14 +9,13 @@ changes nothing for the reply; only Stop stops it. Nothing here knows about HTTP
 
 import logging
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass
 
 from . import events, logs
-from .config import GENERATION_DEFAULTS
 from .conversations import DONE, ERROR, INTERRUPTED, SAVE_SECONDS, STOPPED, Conversations, NotFound
+from .generation import Settings, build_prompt, start_model
 from .live import LiveUnavailable
 from .llm import LLMError
 from .render import LiveMarkdown
@@ -36,59 +35,6 @@ SHUTDOWN_NOTE = "The server restarted before the reply finished. What was genera
 UNSAVED_REPLY = "The reply could not be saved: conversations cannot be reached right now. Please retry."
 SAVE_FAILED = "The reply could not be saved because of an error on our side. Please retry."
 _NOTHING = object()
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-@dataclass
-class Settings:
-    """What shapes a model call, from the app's configuration."""
-
-    temperature: float = GENERATION_DEFAULTS["TEMPERATURE"]
-    top_p: float = GENERATION_DEFAULTS["TOP_P"]
-    max_tokens: int = GENERATION_DEFAULTS["MAX_TOKENS"]
-    context_chars: int = GENERATION_DEFAULTS["CONTEXT_CHARS"]
-    system_prompt: str | None = None
-    seed: int | None = None
-
-    @classmethod
-    def from_config(cls, config):
-        """Read the settings from a Flask config mapping."""
-        return cls(
-            temperature=config["TEMPERATURE"],
-            top_p=config["TOP_P"],
-            max_tokens=config["MAX_TOKENS"],
-            context_chars=config["CONTEXT_CHARS"],
-            system_prompt=config["SYSTEM_PROMPT"],
-            seed=config.get("LLM_SEED"),
-        )
-
-    def params(self):
-        """Keyword arguments for LLM.stream()."""
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
-
-
-def build_prompt(history, model, settings):
-    """The messages sent to the model: the newest turns that fit the budget, and the system prompt.
-
-    The oldest turns are dropped first; the last (the question) is always kept.
-    Some models (Gemma) refuse a system role, so for them the system prompt
-    is folded into the first user turn.
-    """
-    kept, used = [], 0
-    for turn in reversed(history):
-        used += len(turn["content"])
-        if kept and used > settings.context_chars:
-            break
-        kept.append(dict(turn))
-    kept.reverse()
-    while kept and kept[0]["role"] != "user":  # a chat template wants the user first
-        kept.pop(0)
-    if settings.system_prompt:
-        if "gemma" in (model or "").lower():
-            kept[0]["content"] = f"{settings.system_prompt}\n\n{kept[0]['content']}"
-        else:
-            kept.insert(0, {"role": "system", "content": settings.system_prompt})
-    return kept
 
 
 def reply_key(cid, mid):
@@ -96,58 +42,88 @@ def reply_key(cid, mid):
     return f"{cid}:{mid}"
 
 
-def _whole_characters(text):
-    """(text, a high surrogate held back): no piece the job takes carries half a character.
-
-    A model may send an emoji as a surrogate pair split across two chunks (a JSON stream escaping
-    "\\ud83d" in one and "\\ude00" in the next). A trailing high surrogate waits for the next piece;
-    the pair is joined, and any surrogate still alone becomes U+FFFD, which can be encoded.
-    """
-    held = ""
-    if text and "\ud800" <= text[-1] <= "\udbff":
-        text, held = text[:-1], text[-1]
-    if _SURROGATE.search(text):
-        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text, held
-
-
-def _produce(llm, messages, model, params, pieces, cancel):
-    """Run in a thread: put each piece on the queue, then None, or the LLMError raised."""
-    stream = llm.stream(messages, model, **params)
-    held = ""  # half a character, whose other half is in the next piece
+def _next_piece(pieces, wait):
+    """The producer's next piece, or _NOTHING when none came within wait seconds."""
     try:
-        for piece in stream:
-            if cancel.is_set():
-                break
-            piece, held = _whole_characters(held + piece)
-            pieces.put(piece)
-        if held:
-            pieces.put("\ufffd")  # a character whose second half never came
-        pieces.put(None)
-    except LLMError as error:
-        pieces.put(error)
-    except Exception as error:  # an unexpected failure must still end the reply, and be logged
-        pieces.put(LLMError(repr(error)))
-        raise
-    finally:
-        stream.close()  # abandons the model call (closes the HTTP stream / stops llama.cpp)
+        return pieces.get(timeout=wait)
+    except queue.Empty:
+        return _NOTHING
+
+
+def _model_end(piece, text):
+    """(status, error, failure) once the model ended: None after its last piece, or the LLMError it raised."""
+    if piece is None:
+        return (DONE, None, None) if text.strip() else (ERROR, EMPTY_REPLY, None)
+    logger.warning("model error (%s): %s", type(piece).__name__, piece)
+    return ERROR, piece.user_message, piece
+
+
+@dataclass
+class Outcome:
+    """How a reply's generation ended: what is saved (text, status, error) and what is logged."""
+
+    status: str = STOPPED
+    error: str | None = None  # what the reply says went wrong
+    failure: LLMError | None = None  # the model's own error, whose kind the reply's log line gives
+    text: str = ""
+    pieces: int = 0  # the model's pieces (about one token each)
+    first_piece_at: float | None = None
+
+
+class _Patches:
+    """The reply's Markdown as patches for its log: the first piece at once, then the pieces that arrive
+    within RENDER_SECONDS of the last render together (one event instead of several)."""
+
+    def __init__(self, emit):
+        self.emit, self.markdown = emit, LiveMarkdown()
+        self.pending, self.rendered_at = "", None
+
+    def wait(self, otherwise):
+        """How long to wait for the next piece: less while text waits to be rendered."""
+        return RENDER_SECONDS / 2 if self.pending else otherwise
+
+    def add(self, piece):
+        """Take a piece: the first shows at once, the next ones wait to be rendered together."""
+        if self.rendered_at is None:
+            self.rendered_at = time.monotonic()
+            self._feed(piece)
+        else:
+            self.pending += piece
+
+    def render_if_due(self, nothing_came):
+        """Render what waits when no piece came meanwhile, or RENDER_SECONDS after the last render."""
+        if self.pending and (nothing_came or time.monotonic() - self.rendered_at >= RENDER_SECONDS):
+            self.render()
+
+    def render(self):
+        """Render what waits, now."""
+        if self.pending:
+            text, self.pending = self.pending, ""
+            self._feed(text)
+            self.rendered_at = time.monotonic()
+
+    def _feed(self, text):
+        patch = self.markdown.feed(text)
+        if patch is not None:
+            self.emit(events.RENDER, patch=patch)
 
 
 class Job:
-    """One reply being generated in this process."""
+    """One reply being generated in this process: its generation, its outcome saved, its finish.
 
-    def __init__(self, replies, llm, conversations, cid, mid, conversation=None, on_end=None):
-        self.replies = replies
-        self.llm = llm
-        self.conversations = conversations
+    It is given what it uses: the live backend, the model call's settings, past_deadline() (True when a
+    stopping process's jobs must end now) and log_reply (logs.log_reply: one line per reply).
+    """
+
+    def __init__(self, live, llm, conversations, cid, mid, *, settings, past_deadline, log_reply, conversation, on_end):
+        self.live, self.llm, self.conversations = live, llm, conversations
+        self.settings, self.past_deadline, self.log_reply = settings, past_deadline, log_reply
         self.cid, self.mid = cid, mid
-        self.conversation = conversation  # as just stored, when the caller has it: no read before the model starts
         self.key = reply_key(cid, mid)
-        self.live = replies.live
-        self.live_down = False
-        self.thread = threading.Thread(target=self.run, name=f"reply-{mid}", daemon=True)
+        self.conversation = conversation  # as just stored, when the caller has it: no read before the model starts
         self.on_end = on_end  # on_end(pieces) once the reply ends (before its title), whatever the outcome
-        self.pieces = 0  # the model's pieces (about one token each), for the user's daily budget
+        self.live_down = False
+        self.pieces = 0  # the model's pieces, once the generation ended
         self.ended, self.logged = False, None  # the reply is over; the id of the last event this job logged
 
     def emit(self, kind, **data):
@@ -175,7 +151,13 @@ class Job:
     def run(self):
         """Generate, log and save the reply; never raises."""
         try:
-            self._run()
+            started = time.monotonic()
+            conversation = self.conversation or self.conversations.get(self.cid)
+            model = conversation.reply(self.mid).model
+            outcome = self._generate(build_prompt(conversation.history_before(self.mid), model, self.settings), model)
+            saved = self._save(outcome)
+            if saved is not None:
+                self._finish(saved, model, outcome, started)
         except NotFound:
             pass  # the conversation was deleted, or the message edited away, while the reply ran
         except Exception:
@@ -186,41 +168,22 @@ class Job:
                     self.live.finish(self.key)
                 except LiveUnavailable:
                     pass
-            self.replies.forget(self)
             self._ended()  # unless the reply's end already did
 
-    def _run(self):
-        started = time.monotonic()
-        conversation = self.conversation or self.conversations.get(self.cid)
-        reply = conversation.reply(self.mid)
-        settings = self.replies.settings
-        prompt = build_prompt(conversation.history_before(self.mid), reply.model, settings)
-        pieces, cancel = queue.Queue(), threading.Event()
-        threading.Thread(
-            target=_produce, args=(self.llm, prompt, reply.model, settings.params(), pieces, cancel), daemon=True
-        ).start()
+    def _generate(self, prompt, model):
+        """Run the model, logging the reply's text as it comes, until the model ends or fails or the job must
+        stop (Stop, a shutdown, the live backend down); return the Outcome. The text is saved meanwhile."""
+        pieces, cancel = start_model(self.llm, prompt, model, self.settings)
         self.emit(events.STARTED)  # after the model was asked: the streams' first work overlaps with the model's
-        parts, status, error, first_piece_at, failure = [], STOPPED, None, None, None
-        markdown, unrendered, last_render = LiveMarkdown(), "", 0.0
+        outcome, parts, patches = Outcome(), [], _Patches(self.emit)
         last_save = time.monotonic()
         try:
             while True:
-                wait = RENDER_SECONDS / 2 if unrendered else STOP_POLL_SECONDS
-                try:
-                    piece = pieces.get(timeout=wait)
-                except queue.Empty:
-                    piece = _NOTHING
-                if unrendered and (piece is _NOTHING or time.monotonic() - last_render >= RENDER_SECONDS):
-                    self._render(markdown, unrendered)
-                    unrendered, last_render = "", time.monotonic()
-                if self.live_down:
-                    status, error = ERROR, LIVE_DOWN
-                    break
-                if self._stop_requested():
-                    status = STOPPED
-                    break
-                if self.replies.past_deadline():
-                    status = INTERRUPTED
+                piece = _next_piece(pieces, patches.wait(STOP_POLL_SECONDS))
+                patches.render_if_due(nothing_came=piece is _NOTHING)
+                end = self._must_end()
+                if end:
+                    outcome.status, outcome.error = end
                     break
                 if time.monotonic() - last_save >= SAVE_SECONDS:
                     # The text so far, and the lease that tells readers this job is alive.
@@ -228,48 +191,63 @@ class Job:
                     last_save = time.monotonic()
                 if piece is _NOTHING:
                     continue
-                if piece is None:
-                    status, error = (DONE, None) if "".join(parts).strip() else (ERROR, EMPTY_REPLY)
+                if piece is None or isinstance(piece, LLMError):
+                    outcome.status, outcome.error, outcome.failure = _model_end(piece, "".join(parts))
                     break
-                if isinstance(piece, LLMError):
-                    status, error, failure = ERROR, piece.user_message, piece
-                    logger.warning("model error (%s): %s", type(piece).__name__, piece)
-                    break
-                if first_piece_at is None:
-                    first_piece_at = last_render = time.monotonic()
-                    self._render(markdown, piece)  # the first piece shows at once
-                else:
-                    unrendered += piece
+                if outcome.first_piece_at is None:
+                    outcome.first_piece_at = time.monotonic()
+                patches.add(piece)
                 parts.append(piece)
         finally:
             cancel.set()  # the producer abandons the model call at its next piece
-            self.pieces = len(parts)
-        if unrendered:
-            self._render(markdown, unrendered)
-        text = "".join(parts)
-        if status == INTERRUPTED:
-            error = SHUTDOWN_NOTE
+            self.pieces = outcome.pieces = len(parts)
+        patches.render()
+        outcome.text = "".join(parts)
+        return outcome
+
+    def _must_end(self):
+        """(status, error) when the job must end before the model does, else None."""
+        if self.live_down:
+            return ERROR, LIVE_DOWN
+        if self._stop_requested():
+            return STOPPED, None
+        if self.past_deadline():
+            return INTERRUPTED, SHUTDOWN_NOTE
+        return None
+
+    def _save(self, outcome):
+        """Save the reply as it ended; return the conversation, or None when it could not be saved (the
+        reply's bubble then says so)."""
         try:
-            conversation = self.conversations.finish_reply(self.cid, self.mid, text, status, error)
+            return self.conversations.finish_reply(self.cid, self.mid, outcome.text, outcome.status, outcome.error)
         except StorageError as save_error:
             logger.error("could not save a reply: %s", save_error)
             self.emit(events.FINAL, unsaved=UNSAVED_REPLY)
-            return
         except NotFound:
             raise
         except Exception:  # a fault of ours, not storage's: the reply must still end, said, and logged
             logger.exception("could not save a reply")
-            self._save_failed(text)
-            return
-        self._ended()  # saved: its user may ask for another reply (once the page knows) while the title is made
+            self._save_failed(outcome.text)
+        return None
+
+    def _finish(self, conversation, model, outcome, started):
+        """The reply is saved: its slot back, the final message shown, its log line, and a title for a
+        conversation that has none."""
+        self._ended()  # its user may ask for another reply (once the page knows) while the title is made
         self.emit(events.FINAL)
-        outcome = logs.outcome_of(failure) if failure else ("error" if status == ERROR else status)
-        self.replies.log_reply(
-            reply.model, started, first_piece_at, len(parts), outcome, self.conversations.uid, conversation=self.cid
+        failure, status = outcome.failure, outcome.status
+        self.log_reply(
+            model=model,
+            ttft_ms=round((outcome.first_piece_at - started) * 1000) if outcome.first_piece_at else None,
+            pieces=outcome.pieces,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            outcome=logs.outcome_of(failure) if failure else ("error" if status == ERROR else status),
+            uid=self.conversations.uid,
+            conversation=self.cid,
         )
         # A stopped first reply with some text is an exchange too: the conversation gets its title.
-        if conversation.title is None and (status == DONE or (status == STOPPED and text.strip())):
-            title = make_title(self.llm, reply.model, conversation.first_user_text, text, settings)
+        if conversation.title is None and (status == DONE or (status == STOPPED and outcome.text.strip())):
+            title = make_title(self.llm, model, conversation.first_user_text, outcome.text, self.settings)
             self.conversations.set_auto_title(self.cid, title)
             self.emit(events.TITLE)
 
@@ -278,11 +256,6 @@ class Job:
         on_end, self.on_end, self.ended = self.on_end, None, True
         if on_end is not None:
             on_end(self.pieces)
-
-    def _render(self, markdown, text):
-        patch = markdown.feed(text)
-        if patch is not None:
-            self.emit(events.RENDER, patch=patch)
 
     def _save_failed(self, text):
         """The final save failed unexpectedly: save the reply again as an error, with its text made safe to
@@ -319,7 +292,7 @@ class Replies:
         self.live = live
         self.settings = settings
         self._log_reply = log_reply
-        self._jobs = set()
+        self._threads = set()  # the running jobs' threads
         self._lock = threading.Lock()
         self._deadline = None
 
@@ -328,26 +301,40 @@ class Replies:
 
         conversation, when given, is the conversation as just stored (it saves a read before the model starts).
         """
-        job = Job(self, llm, Conversations(store, uid), cid, mid, conversation, on_end)
+        job = Job(
+            self.live,
+            llm,
+            Conversations(store, uid),
+            cid,
+            mid,
+            settings=self.settings,
+            past_deadline=self.past_deadline,
+            log_reply=self._log_reply,
+            conversation=conversation,
+            on_end=on_end,
+        )
         try:
             self.live.start(job.key)
         except LiveUnavailable as error:
             logger.error("live backend unavailable: %s", error)
             job.live_down = True
+        thread = threading.Thread(target=self._run, args=(job,), name=f"reply-{mid}", daemon=True)
         with self._lock:
-            self._jobs.add(job)
-        job.thread.start()
+            self._threads.add(thread)
+        thread.start()
         return job
 
-    def forget(self, job):
-        """A job ended."""
-        with self._lock:
-            self._jobs.discard(job)
+    def _run(self, job):
+        try:
+            job.run()
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
 
     def running(self):
         """How many jobs run in this process."""
         with self._lock:
-            return len(self._jobs)
+            return len(self._threads)
 
     def stop(self, conversations, cid, mid):
         """Stop a reply wherever its job runs; a reply whose job died is stopped in storage."""
@@ -372,18 +359,10 @@ class Replies:
         """Wait up to timeout seconds for this process's jobs to end; return how many still run."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            jobs = list(self._jobs)
-        for job in jobs:
-            job.thread.join(max(0.0, deadline - time.monotonic()))
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         return self.running()
-
-    def log_reply(self, model, started, first_piece_at, pieces, outcome, uid, **ids):
-        """One line per reply for the operator: timings, size and outcome, never its content."""
-        duration_ms = round((time.monotonic() - started) * 1000)
-        ttft_ms = round((first_piece_at - started) * 1000) if first_piece_at else None
-        self._log_reply(
-            model=model, ttft_ms=ttft_ms, pieces=pieces, duration_ms=duration_ms, outcome=outcome, uid=uid, **ids
-        )
 
 
 def init_app(app):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chatbot.replies import Settings, build_prompt
+from chatbot.generation import Settings, build_prompt
 from chatbot.titles import clean_title, fallback_title, make_title
 
 

@@ -3,7 +3,7 @@
 
 import pytest
 
-from chatbot.replies import Settings
+from chatbot.generation import Settings
 from chatbot.titles import TITLE_WORDS, clean_title, fallback_title, make_title
 
 # (the user's first message, what SmolLM2-135M-Instruct answered to the title prompt, the title kept).
@@ -160,7 +160,7 @@ def test_the_local_model_gets_a_title_or_the_users_words(local_llm, user_text):
 
 def test_a_generated_title_is_never_longer_than_a_typed_one():
     from chatbot.conversations import MAX_TITLE_CHARS
-    from chatbot.replies import Settings
+    from chatbot.generation import Settings
     from chatbot.titles import make_title
     from support import FakeLLM
 

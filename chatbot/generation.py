@@ -1,0 +1,111 @@
+"""A reply's model call: its settings, the prompt made of the conversation, and the thread that streams the
+model's pieces (whole characters) to the reply's job."""
+
+import queue
+import re
+import threading
+from dataclasses import dataclass
+
+from .config import GENERATION_DEFAULTS
+from .llm import LLMError
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass
+class Settings:
+    """What shapes a model call, from the app's configuration."""
+
+    temperature: float = GENERATION_DEFAULTS["TEMPERATURE"]
+    top_p: float = GENERATION_DEFAULTS["TOP_P"]
+    max_tokens: int = GENERATION_DEFAULTS["MAX_TOKENS"]
+    context_chars: int = GENERATION_DEFAULTS["CONTEXT_CHARS"]
+    system_prompt: str | None = None
+    seed: int | None = None
+
+    @classmethod
+    def from_config(cls, config):
+        """Read the settings from a Flask config mapping."""
+        return cls(
+            temperature=config["TEMPERATURE"],
+            top_p=config["TOP_P"],
+            max_tokens=config["MAX_TOKENS"],
+            context_chars=config["CONTEXT_CHARS"],
+            system_prompt=config["SYSTEM_PROMPT"],
+            seed=config.get("LLM_SEED"),
+        )
+
+    def params(self):
+        """Keyword arguments for LLM.stream()."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
+
+
+def build_prompt(history, model, settings):
+    """The messages sent to the model: the newest turns that fit the budget, and the system prompt.
+
+    The oldest turns are dropped first; the last (the question) is always kept.
+    Some models (Gemma) refuse a system role, so for them the system prompt
+    is folded into the first user turn.
+    """
+    kept, used = [], 0
+    for turn in reversed(history):
+        used += len(turn["content"])
+        if kept and used > settings.context_chars:
+            break
+        kept.append(dict(turn))
+    kept.reverse()
+    while kept and kept[0]["role"] != "user":  # a chat template wants the user first
+        kept.pop(0)
+    if settings.system_prompt:
+        if "gemma" in (model or "").lower():
+            kept[0]["content"] = f"{settings.system_prompt}\n\n{kept[0]['content']}"
+        else:
+            kept.insert(0, {"role": "system", "content": settings.system_prompt})
+    return kept
+
+
+def start_model(llm, messages, model, settings):
+    """Ask the model in a thread of its own; return (pieces, cancel): a queue that gets each piece, then None
+    or the LLMError raised, and an Event that makes the thread abandon the model call at its next piece."""
+    pieces, cancel = queue.Queue(), threading.Event()
+    threading.Thread(
+        target=_produce, args=(llm, messages, model, settings.params(), pieces, cancel), daemon=True
+    ).start()
+    return pieces, cancel
+
+
+def _whole_characters(text):
+    """(text, a high surrogate held back): no piece the job takes carries half a character.
+
+    A model may send an emoji as a surrogate pair split across two chunks (a JSON stream escaping
+    "\\ud83d" in one and "\\ude00" in the next). A trailing high surrogate waits for the next piece;
+    the pair is joined, and any surrogate still alone becomes U+FFFD, which can be encoded.
+    """
+    held = ""
+    if text and "\ud800" <= text[-1] <= "\udbff":
+        text, held = text[:-1], text[-1]
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text, held
+
+
+def _produce(llm, messages, model, params, pieces, cancel):
+    """Run in a thread: put each piece on the queue, then None, or the LLMError raised."""
+    stream = llm.stream(messages, model, **params)
+    held = ""  # half a character, whose other half is in the next piece
+    try:
+        for piece in stream:
+            if cancel.is_set():
+                break
+            piece, held = _whole_characters(held + piece)
+            pieces.put(piece)
+        if held:
+            pieces.put("\ufffd")  # a character whose second half never came
+        pieces.put(None)
+    except LLMError as error:
+        pieces.put(error)
+    except Exception as error:  # an unexpected failure must still end the reply, and be logged
+        pieces.put(LLMError(repr(error)))
+        raise
+    finally:
+        stream.close()  # abandons the model call (closes the HTTP stream / stops llama.cpp)
