@@ -135,8 +135,9 @@ def conversation(cid):
     """A conversation: the whole page, or the chat pane for htmx."""
     conversations = current_conversations()
     conversation = conversations.get(cid)
-    if conversation.interrupt_dead_replies():  # a process died mid-reply: say so, and let Retry work
-        conversation = conversations.interrupt_dead_replies(cid)
+    lease_seconds = current_app.config["REPLY_LEASE_SECONDS"]
+    if conversation.interrupt_dead_replies(lease_seconds):  # a process died mid-reply: say so, and let Retry work
+        conversation = conversations.interrupt_dead_replies(cid, lease_seconds)
     return _chat_page(conversation)
 
 
@@ -168,7 +169,7 @@ def send(cid):
 def regenerate(cid, mid):
     """Ask the model again: retry a failed, stopped or interrupted reply, or regenerate the last one."""
     return _reply(
-        lambda: current_conversations().restart_reply(cid, mid),
+        lambda: current_conversations().restart_reply(cid, mid, current_app.config["REPLY_LEASE_SECONDS"]),
         lambda conversation, reply: events.render_message(conversation.message(mid), cid, conversation),
         mid,
     )

@@ -17,6 +17,69 @@ DEFAULT_HF_MODELS = (
 GENERATION_DEFAULTS = {"TEMPERATURE": 0.5, "TOP_P": 0.7, "MAX_TOKENS": 1024, "CONTEXT_CHARS": 12000}
 
 
+# How a live reply keeps time, in seconds: the one place these numbers live. They depend on one another, so
+# validate() checks TIMING_RELATIONS at start-up. Internal: tests shorten them; an operator has little reason to.
+TIMING_DEFAULTS = {
+    # A reply's job saves its text at least this often, which renews its lease...
+    "REPLY_SAVE_SECONDS": 5,
+    # ...so a streaming reply whose lease is older than this belongs to a process that died: it is interrupted.
+    "REPLY_LEASE_SECONDS": 20,
+    # How often a job looks for Stop (and for a shutdown): the model call is abandoned within this.
+    "STOP_POLL_SECONDS": 0.1,
+    # Pieces that arrive within this long of the last render are rendered together: one event instead of
+    # several, each with its SSE framing (bench: bytes sent per reply against its final HTML).
+    "RENDER_SECONDS": 0.1,
+    # A stream waits this long for the next event before it looks around (shutdown, a dead job, a heartbeat).
+    "STREAM_READ_SECONDS": 1.0,
+    # A comment this often keeps proxies from closing a quiet stream.
+    "HEARTBEAT_SECONDS": 10,
+    # After this long with no event, a stream checks storage: the reply may have ended elsewhere, or its job died.
+    "QUIET_CHECK_SECONDS": 10,
+    # A finished reply's log that stays silent this long (its title never came) ends its streams anyway.
+    "FINISHED_QUIET_SECONDS": 60,
+    # Without JavaScript a form post waits this long for its reply, then shows the conversation anyway.
+    "NO_JS_WAIT_SECONDS": 25,
+}
+# Heroku's router closes a connection silent for 55 s, and one whose answer has not begun within 30 s.
+ROUTER_IDLE_SECONDS, ROUTER_FIRST_BYTE_SECONDS = 55, 30
+# A lease lasts at least this many save intervals: one slow save must not make a running reply look dead.
+LEASE_SAVES = 3
+# (settings, what must hold between them, the requirement and why): a broken one stops the start-up.
+TIMING_RELATIONS = (
+    (
+        ("REPLY_LEASE_SECONDS", "REPLY_SAVE_SECONDS"),
+        lambda lease, save: lease >= LEASE_SAVES * save,
+        f"REPLY_LEASE_SECONDS must be at least {LEASE_SAVES} times REPLY_SAVE_SECONDS: a job renews its lease "
+        "at each save, and one slow save must not make a running reply look dead",
+    ),
+    (
+        ("STOP_POLL_SECONDS", "RENDER_SECONDS", "REPLY_SAVE_SECONDS"),
+        lambda poll, render, save: poll < save and render < save,
+        "STOP_POLL_SECONDS and RENDER_SECONDS must be below REPLY_SAVE_SECONDS: a job waits that long at most "
+        "for the model's next piece, and saves only between its waits",
+    ),
+    (
+        ("STREAM_READ_SECONDS", "HEARTBEAT_SECONDS"),
+        lambda read, heartbeat: read < heartbeat and heartbeat + read < ROUTER_IDLE_SECONDS,
+        f"STREAM_READ_SECONDS must be below HEARTBEAT_SECONDS, and the two together below {ROUTER_IDLE_SECONDS}: "
+        "a quiet stream sends its heartbeat when a read wakes it, and Heroku's router closes a connection "
+        f"silent for {ROUTER_IDLE_SECONDS} s",
+    ),
+    (
+        ("QUIET_CHECK_SECONDS", "FINISHED_QUIET_SECONDS"),
+        lambda check, finished: check < finished,
+        "QUIET_CHECK_SECONDS must be below FINISHED_QUIET_SECONDS: a stream notices that a finished reply's "
+        "log went quiet only when it checks",
+    ),
+    (
+        ("STREAM_READ_SECONDS", "NO_JS_WAIT_SECONDS"),
+        lambda read, wait: read < wait < ROUTER_FIRST_BYTE_SECONDS,
+        f"NO_JS_WAIT_SECONDS must be above STREAM_READ_SECONDS and below {ROUTER_FIRST_BYTE_SECONDS}: the form "
+        f"post waits in reads, and Heroku's router drops a request not answered within {ROUTER_FIRST_BYTE_SECONDS} s",
+    ),
+)
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message says which and how to fix it."""
 
@@ -73,6 +136,7 @@ def from_environment():
         "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE", False),
         "LOG_FORMAT": (os.environ.get("LOG_FORMAT") or "").strip().lower() or None,  # None: by debug mode
         "CHECK_MODELS": _flag("CHECK_MODELS", None),  # None: at start-up, except in tests
+        **{name: _number(name, default, float) for name, default in TIMING_DEFAULTS.items()},
     }
 
 
@@ -100,12 +164,25 @@ def validate(app):
         )
     if config["TRUSTED_PROXY_HOPS"] < 0:
         raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or how many proxies are in front (1 on Heroku)")
+    _check_timings(config)
     if not 0 < config["MAX_OPEN_STREAMS_PER_PROCESS"] < config["GUNICORN_THREADS"]:
         raise ConfigError(
             f"MAX_OPEN_STREAMS_PER_PROCESS must be at least 1 and below GUNICORN_THREADS "
             f"({config['GUNICORN_THREADS']}): each open stream holds a thread, and page views, health checks "
             "and log-ins need some left."
         )
+
+
+def _check_timings(config):
+    """Refuse timing settings that are not above 0, or that break a relation between them (naming it)."""
+    for name in TIMING_DEFAULTS:
+        if not config[name] > 0:
+            raise ConfigError(f"{name} must be above 0 (seconds)")
+    for names, holds, requirement in TIMING_RELATIONS:
+        values = [config[name] for name in names]
+        if not holds(*values):
+            now = ", ".join(f"{name}={value:g}" for name, value in zip(names, values, strict=True))
+            raise ConfigError(f"{requirement}. Now {now}.")
 
 
 # gunicorn's threads per process (gunicorn.conf.py reads GUNICORN_THREADS with this default too).

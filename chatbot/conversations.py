@@ -28,10 +28,8 @@ INDEX_PAGE = 50
 PENDING, STREAMING, DONE, ERROR, STOPPED = "pending", "streaming", "done", "error", "stopped"
 INTERRUPTED = "interrupted"
 FINISHED = (DONE, ERROR, STOPPED, INTERRUPTED)
-# A streaming reply's job saves its text at least this often, which renews its lease...
-SAVE_SECONDS = 5
-# ...so a lease older than this belongs to a process that died: the reply reads as interrupted.
-LEASE = timedelta(seconds=20)
+# A streaming reply's job saves its text every so often, which renews its lease; a lease older than
+# lease_seconds (REPLY_LEASE_SECONDS, config.py) belongs to a process that died: the reply reads as interrupted.
 INTERRUPTED_NOTE = "The reply was interrupted (the server restarted). What was generated is kept."
 # Shown for a conversation with no title yet.
 UNTITLED = "Untitled chat"
@@ -84,11 +82,12 @@ class Message:
         """True when nothing more will be written to this message."""
         return self.status in FINISHED
 
-    def is_running(self, at=None):
-        """True while a live job generates this reply (it renewed its lease lately)."""
+    def is_running(self, lease_seconds, at=None):
+        """True while a live job generates this reply (it renewed its lease within lease_seconds)."""
         if self.status != STREAMING or not self.saved_at:
             return False
-        return (at or datetime.now(timezone.utc)) - datetime.fromisoformat(self.saved_at) <= LEASE
+        age = (at or datetime.now(timezone.utc)) - datetime.fromisoformat(self.saved_at)
+        return age <= timedelta(seconds=lease_seconds)
 
     def claim(self, model):
         """Start generating this reply afresh: empty, streaming, leased to the job about to run."""
@@ -192,7 +191,7 @@ class Conversation:
             raise NotFound(mid)
         return message
 
-    def restart_reply(self, mid):
+    def restart_reply(self, mid, lease_seconds):
         """Generate reply mid again (retry or regenerate); return it, or None when it is still running.
 
         A reply that failed, stopped or was interrupted can be retried anywhere;
@@ -201,7 +200,7 @@ class Conversation:
         message = self.reply(mid)
         if message.status == DONE and mid != self.last_reply_id:
             raise NotFound(mid)
-        if message.is_running():
+        if message.is_running(lease_seconds):
             return None
         message.claim(message.model or self.model)
         return message
@@ -217,20 +216,20 @@ class Conversation:
         self.messages[-2].id, self.messages[-2].created_at = mid, created_at
         return reply
 
-    def stop_reply(self, mid):
+    def stop_reply(self, mid, lease_seconds):
         """End reply mid as stopped when no live job can (its job died); True when it changed."""
         message = self.reply(mid)
-        if message.finished or message.is_running():
+        if message.finished or message.is_running(lease_seconds):
             return False
         message.finish(message.content, STOPPED)
         return True
 
-    def interrupt_dead_replies(self):
-        """Mark replies whose job died as interrupted; True when any changed."""
+    def interrupt_dead_replies(self, lease_seconds):
+        """Mark replies whose job died (no lease renewed within lease_seconds) as interrupted; True when any changed."""
         dead = [
             message
             for message in self.messages
-            if message.role == "assistant" and not message.finished and not message.is_running()
+            if message.role == "assistant" and not message.finished and not message.is_running(lease_seconds)
         ]
         for message in dead:
             message.interrupt()
@@ -380,9 +379,9 @@ class Conversations:
 
         return self._change_reply(cid, add)
 
-    def restart_reply(self, cid, mid):
+    def restart_reply(self, cid, mid, lease_seconds):
         """Retry or regenerate reply mid; return (conversation, reply), reply None when it is still running."""
-        return self._change_reply(cid, lambda conversation: conversation.restart_reply(mid))
+        return self._change_reply(cid, lambda conversation: conversation.restart_reply(mid, lease_seconds))
 
     def edit(self, cid, mid, text, model):
         """Replace the last user message mid with text and drop what followed; return (conversation, reply)."""
@@ -406,13 +405,13 @@ class Conversations:
         """Save a reply's end: its text, its status and any error."""
         return self.update(cid, lambda conversation: conversation.reply(mid).finish(content, status, error))
 
-    def stop_reply(self, cid, mid):
+    def stop_reply(self, cid, mid, lease_seconds):
         """Stop reply mid in storage when no live job can; return the conversation."""
-        return self.update(cid, lambda conversation: conversation.stop_reply(mid), touch=False)
+        return self.update(cid, lambda conversation: conversation.stop_reply(mid, lease_seconds), touch=False)
 
-    def interrupt_dead_replies(self, cid):
+    def interrupt_dead_replies(self, cid, lease_seconds):
         """Mark the conversation's replies whose job died as interrupted; return the conversation."""
-        return self.update(cid, lambda conversation: conversation.interrupt_dead_replies(), touch=False)
+        return self.update(cid, lambda conversation: conversation.interrupt_dead_replies(lease_seconds), touch=False)
 
     def set_auto_title(self, cid, title):
         """Title the conversation unless it has a title; return the conversation."""

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from . import events, logs
-from .conversations import DONE, ERROR, INTERRUPTED, SAVE_SECONDS, STOPPED, Conversations, NotFound
+from .conversations import DONE, ERROR, INTERRUPTED, STOPPED, Conversations, NotFound
 from .generation import Settings, build_prompt, start_model
 from .live import LiveUnavailable
 from .llm import LLMError
@@ -24,11 +24,6 @@ from .titles import make_title
 
 logger = logging.getLogger(__name__)
 
-# How often a job looks for Stop (and for a shutdown): the model call is abandoned within this.
-STOP_POLL_SECONDS = 0.1
-# Pieces that arrive within this long of the last render are rendered together: one event instead of
-# several, each with its SSE framing (bench: bytes sent per reply against its final HTML).
-RENDER_SECONDS = 0.1
 EMPTY_REPLY = "The model sent an empty reply (the conversation may be too long for it). Please retry."
 LIVE_DOWN = "Live replies are unavailable right now, so this reply was cut short. What was generated is kept."
 SHUTDOWN_NOTE = "The server restarted before the reply finished. What was generated is kept."
@@ -58,6 +53,22 @@ def _model_end(piece, text):
     return ERROR, piece.user_message, piece
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How a reply's job keeps time, in seconds: settings that config.py describes and checks."""
+
+    save: float  # REPLY_SAVE_SECONDS: the text so far is saved this often, which renews the job's lease
+    lease: float  # REPLY_LEASE_SECONDS: a reply's lease not renewed for this long belongs to a dead job
+    stop_poll: float  # STOP_POLL_SECONDS: how often the job looks for Stop (and for a shutdown)
+    render: float  # RENDER_SECONDS: pieces within this long of the last render are rendered together
+
+    @classmethod
+    def from_config(cls, config):
+        """Read the pace from a Flask config mapping."""
+        names = ("REPLY_SAVE_SECONDS", "REPLY_LEASE_SECONDS", "STOP_POLL_SECONDS", "RENDER_SECONDS")
+        return cls(*(config[name] for name in names))
+
+
 @dataclass
 class Outcome:
     """How a reply's generation ended: what is saved (text, status, error) and what is logged."""
@@ -72,15 +83,16 @@ class Outcome:
 
 class _Patches:
     """The reply's Markdown as patches for its log: the first piece at once, then the pieces that arrive
-    within RENDER_SECONDS of the last render together (one event instead of several)."""
+    within `seconds` of the last render together: one event instead of several, each with its SSE framing
+    (bench: bytes sent per reply against its final HTML)."""
 
-    def __init__(self, emit):
-        self.emit, self.markdown = emit, LiveMarkdown()
+    def __init__(self, emit, seconds):
+        self.emit, self.seconds, self.markdown = emit, seconds, LiveMarkdown()
         self.pending, self.rendered_at = "", None
 
     def wait(self, otherwise):
         """How long to wait for the next piece: less while text waits to be rendered."""
-        return RENDER_SECONDS / 2 if self.pending else otherwise
+        return self.seconds / 2 if self.pending else otherwise
 
     def add(self, piece):
         """Take a piece: the first shows at once, the next ones wait to be rendered together."""
@@ -91,8 +103,8 @@ class _Patches:
             self.pending += piece
 
     def render_if_due(self, nothing_came):
-        """Render what waits when no piece came meanwhile, or RENDER_SECONDS after the last render."""
-        if self.pending and (nothing_came or time.monotonic() - self.rendered_at >= RENDER_SECONDS):
+        """Render what waits when no piece came meanwhile, or `seconds` after the last render."""
+        if self.pending and (nothing_came or time.monotonic() - self.rendered_at >= self.seconds):
             self.render()
 
     def render(self):
@@ -111,13 +123,15 @@ class _Patches:
 class Job:
     """One reply being generated in this process: its generation, its outcome saved, its finish.
 
-    It is given what it uses: the live backend, the model call's settings, past_deadline() (True when a
-    stopping process's jobs must end now) and log_reply (logs.log_reply: one line per reply).
+    It is given what it uses: the live backend, the model call's settings, its Pace, past_deadline() (True
+    when a stopping process's jobs must end now) and log_reply (logs.log_reply: one line per reply).
     """
 
-    def __init__(self, live, llm, conversations, cid, mid, *, settings, past_deadline, log_reply, conversation, on_end):
+    def __init__(
+        self, live, llm, conversations, cid, mid, *, settings, pace, past_deadline, log_reply, conversation, on_end
+    ):
         self.live, self.llm, self.conversations = live, llm, conversations
-        self.settings, self.past_deadline, self.log_reply = settings, past_deadline, log_reply
+        self.settings, self.pace, self.past_deadline, self.log_reply = settings, pace, past_deadline, log_reply
         self.cid, self.mid = cid, mid
         self.key = reply_key(cid, mid)
         self.conversation = conversation  # as just stored, when the caller has it: no read before the model starts
@@ -175,17 +189,17 @@ class Job:
         stop (Stop, a shutdown, the live backend down); return the Outcome. The text is saved meanwhile."""
         pieces, cancel = start_model(self.llm, prompt, model, self.settings)
         self.emit(events.STARTED)  # after the model was asked: the streams' first work overlaps with the model's
-        outcome, parts, patches = Outcome(), [], _Patches(self.emit)
+        outcome, parts, patches = Outcome(), [], _Patches(self.emit, self.pace.render)
         last_save = time.monotonic()
         try:
             while True:
-                piece = _next_piece(pieces, patches.wait(STOP_POLL_SECONDS))
+                piece = _next_piece(pieces, patches.wait(self.pace.stop_poll))
                 patches.render_if_due(nothing_came=piece is _NOTHING)
                 end = self._must_end()
                 if end:
                     outcome.status, outcome.error = end
                     break
-                if time.monotonic() - last_save >= SAVE_SECONDS:
+                if time.monotonic() - last_save >= self.pace.save:
                     # The text so far, and the lease that tells readers this job is alive.
                     self._save_progress("".join(parts))
                     last_save = time.monotonic()
@@ -288,9 +302,9 @@ class Job:
 class Replies:
     """Starts reply jobs, and keeps track of those running in this process (for a graceful shutdown)."""
 
-    def __init__(self, live, settings, log_reply=logs.log_reply):
+    def __init__(self, live, settings, pace, log_reply=logs.log_reply):
         self.live = live
-        self.settings = settings
+        self.settings, self.pace = settings, pace
         self._log_reply = log_reply
         self._threads = set()  # the running jobs' threads
         self._lock = threading.Lock()
@@ -308,6 +322,7 @@ class Replies:
             cid,
             mid,
             settings=self.settings,
+            pace=self.pace,
             past_deadline=self.past_deadline,
             log_reply=self._log_reply,
             conversation=conversation,
@@ -338,7 +353,9 @@ class Replies:
 
     def stop(self, conversations, cid, mid):
         """Stop a reply wherever its job runs; a reply whose job died is stopped in storage."""
-        conversation = conversations.stop_reply(cid, mid)  # NotFound for a reply that is not this user's
+        conversation = conversations.stop_reply(
+            cid, mid, self.pace.lease
+        )  # NotFound for a reply that is not this user's
         self.live.request_stop(reply_key(cid, mid))
         return conversation
 
@@ -366,8 +383,10 @@ class Replies:
 
 
 def init_app(app):
-    """Bind the reply jobs to the app (they use its live backend and generation settings)."""
-    app.extensions["replies"] = Replies(app.extensions["live"], Settings.from_config(app.config))
+    """Bind the reply jobs to the app (they use its live backend, generation settings and pace)."""
+    app.extensions["replies"] = Replies(
+        app.extensions["live"], Settings.from_config(app.config), Pace.from_config(app.config)
+    )
 
 
 def get_replies():

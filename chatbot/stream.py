@@ -10,6 +10,8 @@ The protocol has four parts, one module each:
   is silent it looks at storage: the reply may have ended elsewhere, or its job died.
 
 A form post without JavaScript reads the log too, to wait for the reply's end (wait_for_reply).
+How long each wait lasts is a setting (STREAM_READ_SECONDS, HEARTBEAT_SECONDS, QUIET_CHECK_SECONDS,
+FINISHED_QUIET_SECONDS, NO_JS_WAIT_SECONDS): config.py says what each means and checks how they relate.
 """
 
 import re
@@ -24,16 +26,6 @@ from .live import LiveUnavailable, get_live, id_order
 from .replies import get_replies, reply_key
 from .storage import StorageError
 
-# A stream waits this long for the next event before it looks around (shutdown, a dead job).
-READ_SECONDS = 1.0
-# A comment this often keeps proxies (Heroku's router drops a silent connection after 55 s) from closing the stream.
-HEARTBEAT_SECONDS = 10
-# After this long with no event, a stream checks storage: the reply may have ended elsewhere, or its job died.
-QUIET_CHECK_SECONDS = 10
-# A finished reply's log that stays silent this long (its title never came) ends its streams anyway.
-FINISHED_QUIET_SECONDS = 60
-# Without JavaScript the form post waits this long for the reply, then shows the conversation anyway.
-WAIT_SECONDS = 25
 LIVE_DOWN = "Live updates are unavailable right now. The reply goes on being saved: reload the page in a moment."
 
 # The ids the live backends give events: a number (memory) or a Redis Stream id, each part below 2**64.
@@ -56,17 +48,18 @@ def open_stream(conversations, cid, message, resume_id):
 
 
 def wait_for_reply(cid, mid):
-    """Without JavaScript: wait up to WAIT_SECONDS for the reply's log to be done (its job goes on if the
+    """Without JavaScript: wait up to NO_JS_WAIT_SECONDS for the reply's log to be done (its job goes on if the
     request is cut); the caller then shows the conversation, with the reply as far as it has come.
 
     The wait holds a thread, so it counts among the process's open streams; when they are at their cap,
     it does not wait at all.
     """
-    key, after, deadline = reply_key(cid, mid), None, time.monotonic() + WAIT_SECONDS
+    config = current_app.config
+    key, after, deadline = reply_key(cid, mid), None, time.monotonic() + config["NO_JS_WAIT_SECONDS"]
     with capacity.thread_for_waiting() as may_wait:
         try:
             while may_wait and time.monotonic() < deadline:
-                found = get_live().read(key, after, timeout=READ_SECONDS)
+                found = get_live().read(key, after, timeout=config["STREAM_READ_SECONDS"])
                 if any(event["kind"] == events.DONE for _, event in found):
                     return
                 after = found[-1][0] if found else after
@@ -118,12 +111,12 @@ def _event_stream(body, on_close=None):
 
 def _follow(conversations, cid, mid, after):
     """Yield the reply's events after `after`, live, until done; heartbeats while quiet."""
-    live, replies, key = get_live(), get_replies(), reply_key(cid, mid)
+    live, replies, key, config = get_live(), get_replies(), reply_key(cid, mid), current_app.config
     last_sent = last_check = time.monotonic()
     yield events.RECONNECT
     try:
         while not replies.shutting_down:  # a stopping process lets the browser reconnect elsewhere
-            found = live.read(key, after, timeout=READ_SECONDS)
+            found = live.read(key, after, timeout=config["STREAM_READ_SECONDS"])
             for event_id, event in found:
                 yield events.to_sse(event_id, event, conversations, cid, mid)
                 after = event_id
@@ -133,13 +126,13 @@ def _follow(conversations, cid, mid, after):
             if found:
                 last_sent = last_check = now
                 continue
-            if now - last_check >= QUIET_CHECK_SECONDS:
+            if now - last_check >= config["QUIET_CHECK_SECONDS"]:
                 last_check = now
                 ended = _ended_elsewhere(conversations, cid, mid, after)
                 if ended:
                     yield from ended
                     return
-            if now - last_sent >= HEARTBEAT_SECONDS:
+            if now - last_sent >= config["HEARTBEAT_SECONDS"]:
                 last_sent = now
                 yield events.HEARTBEAT
     except LiveUnavailable as error:
@@ -153,11 +146,11 @@ def _follow(conversations, cid, mid, after):
 
 def _ended_elsewhere(conversations, cid, mid, after):
     """When the log is silent: the reply's end from storage, marking it interrupted if its job died."""
-    message = conversations.get(cid).reply(mid)
+    message, lease_seconds = conversations.get(cid).reply(mid), current_app.config["REPLY_LEASE_SECONDS"]
     if not message.finished:
-        if message.is_running():
+        if message.is_running(lease_seconds):
             return None
-        conversations.interrupt_dead_replies(cid)  # its job died: say so now, and let Retry work
+        conversations.interrupt_dead_replies(cid, lease_seconds)  # its job died: say so now, and let Retry work
     elif _log_goes_on(cid, mid, after):
         return None
     return _the_end(conversations, cid, mid)
@@ -176,7 +169,7 @@ def _log_goes_on(cid, mid, after):
     event_id, event, age = last
     if after is None or id_order(event_id) > id_order(after):
         return True  # the next read gets them
-    return event["kind"] != events.DONE and age < FINISHED_QUIET_SECONDS
+    return event["kind"] != events.DONE and age < current_app.config["FINISHED_QUIET_SECONDS"]
 
 
 def _the_end(conversations, cid, mid):

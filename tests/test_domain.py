@@ -8,7 +8,6 @@ from chatbot.conversations import (
     DONE,
     ERROR,
     INTERRUPTED,
-    LEASE,
     STOPPED,
     STREAMING,
     Conversation,
@@ -16,6 +15,9 @@ from chatbot.conversations import (
     NotFound,
     now,
 )
+
+# A reply's lease in seconds, as the app passes it (REPLY_LEASE_SECONDS).
+LEASE = 20
 
 
 def conversation_with_reply(status=DONE, content="An answer."):
@@ -31,7 +33,7 @@ def test_add_exchange_appends_the_message_and_a_streaming_reply():
     user = conversation.messages[0]
     assert (user.role, user.content) == ("user", "Hello")
     assert (reply.role, reply.status, reply.model, reply.content) == ("assistant", STREAMING, "new-model", "")
-    assert reply.is_running()
+    assert reply.is_running(LEASE)
     assert conversation.model == "new-model"
     assert conversation.last_user_id == user.id and conversation.last_reply_id == reply.id
 
@@ -40,10 +42,10 @@ def test_a_reply_whose_lease_ran_out_is_not_running_and_reads_as_interrupted():
     conversation = Conversation(id="c" * 16, model="m", created_at=now(), updated_at=now())
     reply = conversation.add_exchange("Hello", "m")
     reply.save_progress("Half an ans")
-    later = datetime.now(timezone.utc) + LEASE + timedelta(seconds=1)
-    assert reply.is_running() and not reply.is_running(at=later)
-    reply.saved_at = (datetime.now(timezone.utc) - LEASE - timedelta(seconds=1)).isoformat()
-    assert conversation.interrupt_dead_replies()
+    later = datetime.now(timezone.utc) + timedelta(seconds=LEASE + 1)
+    assert reply.is_running(LEASE) and not reply.is_running(LEASE, at=later)
+    reply.saved_at = (datetime.now(timezone.utc) - timedelta(seconds=LEASE + 1)).isoformat()
+    assert conversation.interrupt_dead_replies(LEASE)
     assert (reply.status, reply.content) == (INTERRUPTED, "Half an ans")
     assert reply.error
 
@@ -59,14 +61,14 @@ def test_finish_keeps_the_text_and_ends_the_lease():
     reply = conversation.add_exchange("Hello", "m")
     reply.finish("partial", ERROR, "The model failed.")
     assert (reply.content, reply.status, reply.error, reply.saved_at) == ("partial", ERROR, "The model failed.", None)
-    assert reply.finished and not reply.is_running()
+    assert reply.finished and not reply.is_running(LEASE)
 
 
 @pytest.mark.parametrize("status", [ERROR, STOPPED, INTERRUPTED])
 def test_a_failed_reply_can_be_retried_anywhere(status):
     conversation, first = conversation_with_reply(status, "partial")
     conversation.add_exchange("Next", "m").finish("Second", DONE)
-    restarted = conversation.restart_reply(first.id)
+    restarted = conversation.restart_reply(first.id, LEASE)
     assert restarted is first and (first.status, first.content, first.error) == (STREAMING, "", None)
 
 
@@ -75,22 +77,22 @@ def test_only_the_last_finished_reply_can_be_regenerated():
     second = conversation.add_exchange("Next", "m")
     second.finish("Second", DONE)
     with pytest.raises(NotFound):
-        conversation.restart_reply(first.id)
-    assert conversation.restart_reply(second.id) is second
+        conversation.restart_reply(first.id, LEASE)
+    assert conversation.restart_reply(second.id, LEASE) is second
 
 
 def test_a_running_reply_is_not_restarted():
     conversation = Conversation(id="c" * 16, model="m", created_at=now(), updated_at=now())
     reply = conversation.add_exchange("Hello", "m")
     reply.save_progress("so far")
-    assert conversation.restart_reply(reply.id) is None
+    assert conversation.restart_reply(reply.id, LEASE) is None
     assert reply.content == "so far"
 
 
 def test_a_user_message_is_not_a_reply():
     conversation, _ = conversation_with_reply()
     with pytest.raises(NotFound):
-        conversation.restart_reply(conversation.last_user_id)
+        conversation.restart_reply(conversation.last_user_id, LEASE)
 
 
 def test_edit_replaces_the_last_exchange_and_keeps_the_message_id():
@@ -113,11 +115,11 @@ def test_only_the_last_user_message_can_be_edited():
 def test_stop_in_the_domain_only_ends_a_reply_no_job_runs():
     conversation = Conversation(id="c" * 16, model="m", created_at=now(), updated_at=now())
     reply = conversation.add_exchange("Hello", "m")
-    assert conversation.stop_reply(reply.id) is False  # a live job stops it (and saves its text)
+    assert conversation.stop_reply(reply.id, LEASE) is False  # a live job stops it (and saves its text)
     reply.saved_at = "2020-01-01T00:00:00+00:00"  # its job died
-    assert conversation.stop_reply(reply.id) is True
+    assert conversation.stop_reply(reply.id, LEASE) is True
     assert reply.status == STOPPED
-    assert conversation.stop_reply(reply.id) is False
+    assert conversation.stop_reply(reply.id, LEASE) is False
 
 
 def test_auto_title_never_overwrites_a_title():
@@ -147,7 +149,7 @@ def test_messages_of_older_versions_load():
     }
     conversation = Conversation.from_dict(document)
     assert isinstance(conversation.messages[0], Message)
-    assert conversation.interrupt_dead_replies()
+    assert conversation.interrupt_dead_replies(LEASE)
     assert conversation.messages[0].status == INTERRUPTED
 
 

@@ -17,6 +17,10 @@ from support import FakeModelServer, Gunicorn, HttpChat, assemble, read_events
 
 pytestmark = pytest.mark.gunicorn
 
+# A reply's job saves its text (and renews its lease) every 0.5 s instead of 5, and its lease lasts 3 s
+# instead of 20: the tests wait for a save, and for a dead job's lease to end, instead of sleeping.
+SHORT_LEASE = {"REPLY_SAVE_SECONDS": "0.5", "REPLY_LEASE_SECONDS": "3"}
+
 
 @pytest.fixture(scope="module")
 def fake_model():
@@ -40,6 +44,10 @@ def instances(tmp_path_factory, redis_server, fake_model):
         "CHATBOT_MODELS": "fake-model",
         "WEB_CONCURRENCY": "1",
         "GRACEFUL_TIMEOUT": "10",
+        # A job saves (and renews its lease) every 0.5 s, and a stream checks storage after 2 s of silence:
+        # a killed instance's reply reads as interrupted within seconds, not 30.
+        **SHORT_LEASE,
+        "QUIET_CHECK_SECONDS": "2",
     }
     first, second = Gunicorn(settings), Gunicorn(settings)
     with first, second:
@@ -51,6 +59,14 @@ def stored_reply(data, cid, mid):
     [path] = Path(data).glob(f"users/*/conversations/{cid}.json")
     conversation = json.loads(path.read_text())
     return next(message for message in conversation["messages"] if message["id"] == mid)
+
+
+def wait_for_saved_text(data, cid, mid, seconds=15):
+    """Wait until some of the reply's text is in storage: its job saves it every REPLY_SAVE_SECONDS."""
+    deadline = time.monotonic() + seconds
+    while not stored_reply(data, cid, mid)["content"]:
+        assert time.monotonic() < deadline, "the reply's text was not saved while it was generated"
+        time.sleep(0.05)
 
 
 def read_until(response, name=None, count=None):
@@ -144,12 +160,12 @@ def test_a_killed_instance_leaves_the_reply_interrupted_and_retry_works(instance
     try:
         chat = HttpChat(first.url)
         cid, mid = chat.start("Tell me something long.")
-        time.sleep(6)  # past the first save of the partial text (every 5 s)
+        wait_for_saved_text(data, cid, mid)  # past the first save of the partial text
         first.kill()
         killed_at = time.monotonic()
         with chat.at(second.url).stream(cid, mid, timeout=60) as response:
             events = read_until(response, "done")
-        assert time.monotonic() - killed_at < 30
+        assert time.monotonic() - killed_at < 15  # the lease (3 s), then a stream's check (after 2 s of quiet)
         final = next(event for event in events if event.name == "final")
         assert 'data-status="interrupted"' in final.data and "Retry" in final.data
         reply = stored_reply(data, cid, mid)
@@ -178,6 +194,7 @@ def lone_instance(tmp_path):
             "HF_BASE_URL": fake.url,
             "CHATBOT_MODELS": "fake-model",
             "GRACEFUL_TIMEOUT": "15",
+            **SHORT_LEASE,
         }
         yield Gunicorn(settings), tmp_path / "data", fake
 
@@ -189,7 +206,7 @@ def test_sigterm_lets_a_reply_finish_within_the_grace_period_else_saves_it_inter
     with server:
         chat = HttpChat(server.url)
         cid, mid = chat.start("Tell me something long.")
-        time.sleep(1)
+        wait_for_saved_text(data, cid, mid)  # the reply is under way
         server.stop(seconds=30)  # SIGTERM, as a deploy or the daily restart sends
     reply = stored_reply(data, cid, mid)
     assert reply["status"] == outcome

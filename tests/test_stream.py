@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+from chatbot.config import TIMING_DEFAULTS, ConfigError, from_environment
 from chatbot.conversations import Conversations
 from chatbot.render import render_markdown
 from chatbot.replies import SAVE_FAILED
@@ -210,20 +211,13 @@ def read_to_the_end(response):
         response.close()
 
 
-@pytest.fixture
-def quick_checks(monkeypatch):
-    """A stream looks around (storage, the log) every 50 ms of silence instead of every 10 s."""
-    from chatbot import stream
-
-    monkeypatch.setattr(stream, "READ_SECONDS", 0.05)
-    monkeypatch.setattr(stream, "QUIET_CHECK_SECONDS", 0.05)
-    return stream
+# Settings with which a stream looks around (storage, the log) every 50 ms of silence instead of every 10 s.
+QUICK_CHECKS = {"STREAM_READ_SECONDS": 0.05, "QUIET_CHECK_SECONDS": 0.05}
 
 
-def test_a_resume_id_past_the_logs_end_does_not_hold_the_stream(make_app, quick_checks, monkeypatch):
+def test_a_resume_id_past_the_logs_end_does_not_hold_the_stream(make_app):
     """No reply ever logs such an id, so the stream cannot wait for what follows it: it reads from the start."""
-    monkeypatch.setattr(quick_checks, "FINISHED_QUIET_SECONDS", 8)  # production's minute, shortened
-    app = make_app()
+    app = make_app(**QUICK_CHECKS, FINISHED_QUIET_SECONDS=8)  # production's minute, shortened
     model = app.extensions["llm"] = BlockingLLM()
     client = app.test_client()
     cid, mid = start_conversation(client)
@@ -237,14 +231,11 @@ def test_a_resume_id_past_the_logs_end_does_not_hold_the_stream(make_app, quick_
     assert "Hello from a fake model." in body
 
 
-def test_a_finished_replys_quiet_counts_from_its_last_event_not_from_the_streams_start(
-    make_app, quick_checks, monkeypatch
-):
+def test_a_finished_replys_quiet_counts_from_its_last_event_not_from_the_streams_start(make_app):
     """A title that never comes ends the reply's streams FINISHED_QUIET_SECONDS after the log's last event:
     a page opened later does not wait that long again."""
     quiet = 0.9
-    monkeypatch.setattr(quick_checks, "FINISHED_QUIET_SECONDS", quiet)
-    app = make_app()
+    app = make_app(**QUICK_CHECKS, FINISHED_QUIET_SECONDS=quiet)
     model = app.extensions["llm"] = SlowTitleLLM()
     client = app.test_client()
     cid, mid = start_conversation(client)
@@ -259,3 +250,38 @@ def test_a_finished_replys_quiet_counts_from_its_last_event_not_from_the_streams
         assert found[-1][1] == "done" and "Hello from a fake model." in body
     finally:
         model.release.set()
+
+
+# The timing settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "settings, relation",
+    [
+        ({"REPLY_SAVE_SECONDS": 10}, "REPLY_LEASE_SECONDS must be at least 3 times REPLY_SAVE_SECONDS"),
+        ({"STOP_POLL_SECONDS": 6}, "STOP_POLL_SECONDS and RENDER_SECONDS must be below REPLY_SAVE_SECONDS"),
+        ({"STREAM_READ_SECONDS": 12}, "STREAM_READ_SECONDS must be below HEARTBEAT_SECONDS"),
+        ({"HEARTBEAT_SECONDS": 54.5}, "and the two together below 55"),
+        ({"QUIET_CHECK_SECONDS": 60}, "QUIET_CHECK_SECONDS must be below FINISHED_QUIET_SECONDS"),
+        ({"NO_JS_WAIT_SECONDS": 30}, "NO_JS_WAIT_SECONDS must be above STREAM_READ_SECONDS and below 30"),
+    ],
+)
+def test_timing_settings_that_break_a_relation_stop_the_start_up_naming_it(make_app, settings, relation):
+    with pytest.raises(ConfigError) as refused:
+        make_app(**settings)
+    assert relation in str(refused.value)
+    [(name, value)] = settings.items()
+    assert f"{name}={value:g}" in str(refused.value)  # the values as they are now
+
+
+def test_a_timing_setting_of_zero_stops_the_start_up(make_app):
+    with pytest.raises(ConfigError, match="RENDER_SECONDS must be above 0"):
+        make_app(RENDER_SECONDS=0)
+
+
+def test_timing_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("REPLY_SAVE_SECONDS", "0.5")
+    monkeypatch.setenv("REPLY_LEASE_SECONDS", "3")
+    settings = from_environment()
+    assert (settings["REPLY_SAVE_SECONDS"], settings["REPLY_LEASE_SECONDS"]) == (0.5, 3)
+    assert settings["HEARTBEAT_SECONDS"] == TIMING_DEFAULTS["HEARTBEAT_SECONDS"]

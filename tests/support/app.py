@@ -5,6 +5,7 @@ import threading
 import time
 
 from chatbot import create_app
+from chatbot.config import TIMING_DEFAULTS
 
 # Settings that make the small model quick and repeatable in tests.
 TEST_SETTINGS = {
@@ -32,6 +33,7 @@ CLEARED_ENVIRONMENT = (
     "LOCAL_MODEL_PATH",
     "REDIS_URL",
     "GUNICORN_THREADS",
+    *TIMING_DEFAULTS,
 )
 
 
