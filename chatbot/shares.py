@@ -8,7 +8,7 @@ A snapshot is a copy made when the link is made, so it never changes when the
 conversation does. Its id is random (128 bits from `secrets`) and has nothing
 to do with the conversation's id, so a link tells nothing about anything else.
 Who may revoke a link is what the owner's list says: the list moves with the
-rest of a guest's data when the guest signs up (auth.move_conversations).
+rest of a guest's data when the guest signs up (accounts.move_conversations).
 Deleting a conversation revokes its links; deleting all of a user's data
 revokes all of them (see the README, "Sharing").
 """

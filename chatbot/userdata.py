@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from zipstream import ZipStream
 
-from .auth import account_key
+from .accounts import account_key
 from .conversations import Conversations, is_valid_id
 from .shares import Shares
 from .storage import read_json

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chatbot.auth import create_account
+from chatbot.accounts import create_account
 from chatbot.conversations import encode_index, new_id
 from support import new_bucket
 

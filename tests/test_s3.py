@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from chatbot import create_app
-from chatbot.auth import create_account
+from chatbot.accounts import create_account
 from chatbot.conversations import new_id
 from chatbot.storage import open_store
 from support import (

@@ -389,7 +389,7 @@ def test_a_sign_in_through_another_process_is_recognised_at_once(tmp_path):
 
 
 def test_the_account_keeps_only_its_newest_sessions(make_app, monkeypatch):
-    monkeypatch.setattr("chatbot.auth.SESSIONS_KEPT", 2)
+    monkeypatch.setattr("chatbot.accounts.SESSIONS_KEPT", 2)
     app = make_app()
     sign_up(app.test_client())
     oldest, middle, newest = app.test_client(), app.test_client(), app.test_client()
