@@ -1,6 +1,6 @@
 """Accounts: usernames, passwords, each sign-in's session, and a guest's conversations moving to an account.
 
-Accounts are stored at accounts/{username}.json = {uid, password_hash, created_at, sessions}.
+Accounts are stored at keys.account(username) = {uid, password_hash, created_at, sessions}.
 Each sign-in gets a random session id, recorded in the account's `sessions` (the newest
 SESSIONS_KEPT): ending a session takes its id off the list, ending all of them empties it, and
 an id that is not listed signs in nobody. AccountSessions caches the list per account and
@@ -16,6 +16,7 @@ import time
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import keys
 from .conversations import is_valid_id, new_id, now
 from .storage import read_json, update_json
 
@@ -70,11 +71,6 @@ class Account(UserMixin):
         return f"{self.uid}:{self.username}:{self.session_id}"
 
 
-def account_key(username):
-    """The storage key of the account named username."""
-    return f"accounts/{username}.json"
-
-
 def create_account(store, username, password, uid, session_id=None):
     """Create an account owning uid, signed in as session_id if given; return False when the username is taken."""
     created = False
@@ -92,7 +88,7 @@ def create_account(store, username, password, uid, session_id=None):
             "sessions": [session_id] if session_id else [],
         }
 
-    update_json(store, account_key(username), create)
+    update_json(store, keys.account(username), create)
     return created
 
 
@@ -109,7 +105,7 @@ def check_account(store, username, password):
     """
     account = None
     if valid_username(username) and len(password) <= MAX_PASSWORD:
-        account, _ = read_json(store, account_key(username))
+        account, _ = read_json(store, keys.account(username))
     password_hash = account["password_hash"] if account else _dummy_hash()
     matches = check_password_hash(password_hash, password[:MAX_PASSWORD])
     if account is None or not matches:
@@ -136,7 +132,7 @@ class AccountSessions:
         with self._lock:
             stamp, read_at = self._known.get(username, (None, -float("inf")))
         if time.monotonic() - read_at >= self.seconds or not _holds(stamp, uid, session_id):
-            account, _ = read_json(store, account_key(username))
+            account, _ = read_json(store, keys.account(username))
             stamp = self.remember(username, account)
         return _holds(stamp, uid, session_id)
 
@@ -175,7 +171,7 @@ class AccountSessions:
             kept = {key: value for key, value in account.items() if key != "session_version"}  # the former scheme
             return {**kept, "sessions": change(list(account.get("sessions", [])))}
 
-        account = update_json(store, account_key(username), apply)
+        account = update_json(store, keys.account(username), apply)
         self.remember(username, account)
         return account if account is not None and account["uid"] == uid else None
 
@@ -186,11 +182,11 @@ def _holds(stamp, uid, session_id):
 
 def move_conversations(store, from_uid, to_uid):
     """Copy every stored object of user from_uid to to_uid, then delete the originals."""
-    prefix, target = f"users/{from_uid}/", f"users/{to_uid}/"
-    keys = list(store.keys(prefix))
-    for key in keys:
+    prefix, target = keys.user(from_uid), keys.user(to_uid)
+    moving = list(store.keys(prefix))
+    for key in moving:
         found = store.read(key)
         if found is not None:
             store.write(target + key[len(prefix) :], found[0], create=True)
-    for key in keys:
+    for key in moving:
         store.delete(key)
