@@ -5,11 +5,12 @@ Plain pages and forms (CSRF-protected), so all of it works without JavaScript.
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
 from . import limits, userdata
-from .auth import check_account, current_uid, user_required
+from .accounts import check_account
+from .identity import account_sessions, current_uid, user_required
 from .storage import get_store
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -68,7 +69,7 @@ def delete_account():
             error = "That password is not right. Nothing was deleted."
         else:
             userdata.delete_account(store, current_user.username)
-            current_app.extensions["account_sessions"].remember(current_user.username, None)  # gone, at once
+            account_sessions().remember(current_user.username, None)  # gone, at once
             session.clear()
             logout_user()  # after clear(): it leaves the mark that deletes the remember-me cookie
             flash("Your account and its conversations are deleted.")

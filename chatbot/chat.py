@@ -20,8 +20,8 @@ from flask import (
 from werkzeug.wsgi import ClosingIterator
 
 from . import capacity, events, htmx, limits
-from .auth import current_conversations, current_uid, user_required
 from .conversations import NotFound
+from .identity import current_conversations, current_uid, user_required
 from .live import LiveUnavailable, get_live, id_order
 from .llm import get_llm
 from .replies import get_replies, reply_key

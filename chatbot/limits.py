@@ -26,6 +26,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from .conversations import CapReached
 from .htmx import is_htmx, retarget
+from .identity import current_uid
 
 # Endpoints whose htmx POSTs come from the chat, where the composer shows the error (its text stays typed).
 COMPOSER_ENDPOINTS = {"chat.start", "chat.send", "chat.regenerate", "chat.edit"}
@@ -59,8 +60,6 @@ def client_ip():
 
 def user_key():
     """The user a request counts against: the account's or guest's id, else the client's address."""
-    from .auth import current_uid
-
     return current_uid() or f"ip:{client_ip()}"
 
 

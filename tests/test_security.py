@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from chatbot import keys
 from chatbot.config import ConfigError
 from chatbot.llm import Unavailable
 from chatbot.render import render_markdown
@@ -389,14 +390,14 @@ def test_a_sign_in_through_another_process_is_recognised_at_once(tmp_path):
 
 
 def test_the_account_keeps_only_its_newest_sessions(make_app, monkeypatch):
-    monkeypatch.setattr("chatbot.auth.SESSIONS_KEPT", 2)
+    monkeypatch.setattr("chatbot.accounts.SESSIONS_KEPT", 2)
     app = make_app()
     sign_up(app.test_client())
     oldest, middle, newest = app.test_client(), app.test_client(), app.test_client()
     for client in (oldest, middle, newest):
         log_in(client)
     assert ["alice" in client.get("/new").text for client in (oldest, middle, newest)] == [False, True, True]
-    stored = json.loads(app.extensions["store"].read("accounts/alice.json")[0])
+    stored = json.loads(app.extensions["store"].read(keys.account("alice"))[0])
     assert len(stored["sessions"]) == 2
 
 
