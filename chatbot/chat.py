@@ -19,7 +19,8 @@ from flask import (
 )
 from werkzeug.wsgi import ClosingIterator
 
-from . import capacity, events, htmx, limits
+from . import events, htmx, limits
+from . import limits as capacity  # open streams and token budgets are in limits/ now (issue 17)
 from .auth import current_conversations, current_uid, user_required
 from .conversations import NotFound
 from .live import LiveUnavailable, get_live, id_order

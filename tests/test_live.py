@@ -97,7 +97,7 @@ def test_redis_down_is_a_clear_error(redis_server):
 
 
 def test_heroku_style_rediss_urls_encrypt_without_checking_the_self_signed_certificate():
-    from chatbot.live.redis import connect
+    from chatbot.redis_client import connect
 
     heroku = connect("rediss://:secret@redis.example:6380/0")
     assert heroku.connection_pool.connection_class.__name__ == "SSLConnection"
