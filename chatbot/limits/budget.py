@@ -31,8 +31,9 @@ class TokenBudget:
 
     def exhausted(self, uid, ip):
         """(scope, seconds until it renews) of the first used-up budget of uid or ip; None while both last."""
-        strategy = self._limiter.limiter
         for item, scope, who in self._budgets(uid, ip):
+            # Asked only when a budget is in force: with rate limits off, Flask-Limiter has no strategy.
+            strategy = self._limiter.limiter
             if not strategy.test(item, scope, who):
                 reset_at = strategy.get_window_stats(item, scope, who).reset_time
                 return scope, max(1, reset_at - time.time())
