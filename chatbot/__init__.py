@@ -40,11 +40,10 @@ def create_app(test_config=None):
     replies.init_app(app)
     assets.init_app(app)  # static files under hashed names through WhiteNoise; pages compressed
 
-    from . import auth, capacity, chat, identity, limits, security, sidebar
+    from . import auth, chat, identity, limits, security, sidebar
 
     security.init_app(app)  # first: the client's real address and scheme, for everything after
-    limits.init_app(app)
-    capacity.init_app(app)  # open streams and the daily token budget, counted where the limits are
+    limits.init_app(app)  # rate limits, reply slots, token budgets, open streams
     identity.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)

@@ -19,7 +19,7 @@ from flask import (
 )
 from werkzeug.wsgi import ClosingIterator
 
-from . import capacity, events, htmx, limits
+from . import events, htmx, limits
 from .conversations import NotFound
 from .identity import current_conversations, current_uid, user_required
 from .live import LiveUnavailable, get_live, id_order
@@ -85,7 +85,7 @@ def _reply_slot():
 
     The reply's job keeps it until it ends; a request that starts no reply gives it back.
     """
-    capacity.require_token_budget(current_uid())
+    limits.require_token_budget(current_uid())
     slot = limits.take_reply_slot(current_uid())
     try:
         yield slot
@@ -100,7 +100,7 @@ def _start_reply(conversation, reply, slot):
     if reply is None:  # nothing to start (a reply already being written)
         slot.release()
         return
-    charge = capacity.token_charge(slot.uid)  # the address is this request's: the job has none
+    charge = limits.token_charge(slot.uid)  # the address is this request's: the job has none
 
     def ended(pieces):
         slot.release()
@@ -118,7 +118,7 @@ def _wait_without_javascript(conversation, reply):
     the conversation is shown at once, with the reply as far as it has come.
     """
     key, after, deadline = reply_key(conversation.id, reply.id), None, time.monotonic() + WAIT_SECONDS
-    with capacity.thread_for_waiting() as may_wait:
+    with limits.thread_for_waiting() as may_wait:
         try:
             while may_wait and time.monotonic() < deadline:
                 found = get_live().read(key, after, timeout=READ_SECONDS)
@@ -282,7 +282,7 @@ def stream(cid, mid):
     if message.finished and _log_is_over(cid, mid, after):
         # Nothing more will come: the finished reply at once (a stream reopened after the end).
         return _event_stream(iter(_the_end(conversations, cid, mid)))
-    closed = capacity.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
+    closed = limits.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
     return _event_stream(_follow(conversations, cid, mid, after), on_close=closed)
 
 

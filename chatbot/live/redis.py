@@ -4,6 +4,7 @@ import json
 
 import redis
 
+from ..redis_client import connect
 from . import FINISHED_TTL, MAX_EVENTS, Live, LiveUnavailable
 
 # A log nobody finishes (its process died) still goes away.
@@ -11,15 +12,6 @@ UNFINISHED_TTL = 60 * 60
 PREFIX = "chatbot:reply:"
 # How Redis refuses a stream id it could never have given: the client's id, not Redis, is at fault.
 INVALID_ID = "Invalid stream ID"
-
-
-def connect(url, **options):
-    """A redis-py client for url. Heroku's Key-Value Store serves rediss:// with a self-signed certificate,
-    which its documentation says not to verify: unless the URL says otherwise (?ssl_cert_reqs=required), a
-    rediss:// connection is encrypted but its certificate is not checked."""
-    if url.startswith("rediss://") and "ssl_cert_reqs=" not in url:
-        options.setdefault("ssl_cert_reqs", None)
-    return redis.Redis.from_url(url, **options)
 
 
 def _translate(error):
