@@ -9,8 +9,7 @@ import os
 import threading
 
 from ..config import GENERATION_DEFAULTS
-from . import LLMError, ModelStatus, Unavailable
-from .served import Availability
+from . import LLM, LLMError, ModelStatus, Unavailable
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -24,14 +23,13 @@ def default_model_path():
     return path if os.path.exists(path) else None
 
 
-class LocalLLM(Availability):
+class LocalLLM(LLM):
     """One llama.cpp model per process, loaded on first use; one generation at a time."""
 
     def __init__(self, model_path=None, context_tokens=4096):
         self.model_path = model_path or default_model_path()
         name = os.path.basename(self.model_path or SMOLLM2_FILE)
-        self.models = [name.split(".")[0]]
-        self.configured_models = self.models
+        super().__init__([name.split(".")[0]])
         self.context_tokens = context_tokens
         self._llama = None
         self._load_lock = threading.Lock()
@@ -102,7 +100,3 @@ class LocalLLM(Availability):
                         yield piece
             except ValueError as error:  # llama.cpp raises ValueError when the prompt is too long
                 raise LLMError(str(error), "The conversation is too long for this model.") from error
-
-    def complete(self, messages, model=None, **params):
-        """Return the whole reply as one string."""
-        return "".join(self.stream(messages, model, **params))
