@@ -2,6 +2,7 @@
 again after a crash (which costs only the replies it was writing), and gone when the web process goes."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,9 +14,13 @@ import pytest
 from chatbot.llm.local import LocalLLM
 from support import (
     ROOT,
+    Gunicorn,
+    HttpChat,
+    child_pids,
     finish_reply,
     open_stream_at_first_token,
     parse_events,
+    read_events,
     start_conversation,
     stored_conversations,
 )
@@ -123,3 +128,30 @@ def test_the_model_process_ends_with_the_web_process(model_path, end):
         web.wait()
         if running(pid):  # the test failed: leave no model server behind
             os.kill(pid, signal.SIGKILL)
+
+
+def reply_status(chat, text):
+    """Send text as a new chat over HTTP and read the reply's stream to its end; return its final status."""
+    cid, mid = chat.start(text)
+    final = [event.data for event in read_events(chat.stream(cid, mid)) if event.name == "final"]
+    return re.search(r'data-status="(\w+)"', final[0]).group(1)
+
+
+@pytest.mark.gunicorn
+def test_under_gunicorn_a_worker_runs_its_own_model_process_and_leaves_none_behind(tmp_path):
+    # gunicorn's PORT is in the worker's environment: the model server must not try to listen on it.
+    settings = {"SECRET_KEY": "test-secret-of-at-least-32-characters", "STORAGE_URL": f"file://{tmp_path}/data"}
+    server = Gunicorn({**settings, "MAX_TOKENS": "16"}).start()
+    try:
+        assert reply_status(HttpChat(server.url), "Hello there") == "done"
+        [worker] = server.worker_pids()
+        [model] = child_pids(worker)
+        os.kill(worker, signal.SIGKILL)  # a worker killed outright takes its model process with it
+        wait_for(lambda: not running(model))
+        wait_for(lambda: server.worker_pids() not in ([], [worker]), seconds=60)
+        assert reply_status(HttpChat(server.url), "Hello again") == "done"
+        [worker] = server.worker_pids()
+        [model] = child_pids(worker)
+    finally:
+        server.stop()
+    assert not running(model)  # a graceful stop stops it too

@@ -53,7 +53,9 @@ class LocalLLM(LLM):
         name = os.path.basename(self.model_path or SMOLLM2_FILE)
         super().__init__([name.split(".")[0]])
         self.context_tokens = context_tokens
-        self.threads = threads or max(1, os.cpu_count() or 2)
+        # Half the cores (llama_cpp.server's own default): ggml's threads spin while they wait, and on a
+        # busy machine a model on every core starves the web process and the server's own event loop.
+        self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
         self.server = ModelProcess(self.command)
 
     def command(self, port):
