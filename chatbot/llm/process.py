@@ -140,7 +140,8 @@ class ModelProcess:
         process = _spawn(self.command(port), _environment(key))
         self.starts += 1
         _running.add(self)
-        threading.Thread(target=self._read_output, args=(process,), name="model-output", daemon=True).start()
+        reader = threading.Thread(target=self._read_output, args=(process,), name="model-output", daemon=True)
+        reader.start()
         child = Child(process, f"http://127.0.0.1:{port}/v1", key)
         try:
             _wait_until_ready(child, self.start_seconds)
@@ -148,6 +149,7 @@ class ModelProcess:
             if child.process.poll() is None:
                 child.process.kill()
             child.process.wait()
+            reader.join(1)  # its last lines, which say why
             logger.error("%s could not start: %s. Its last output:\n%s", self.name, error, self.output())
             raise
         logger.info(
