@@ -10,8 +10,8 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
 
 from ..config import DEFAULT_HF_MODELS, GENERATION_DEFAULTS
-from . import LLMError, RateLimited, Rejected, TimedOut, Unavailable
-from .served import Availability, check_hub, check_server, check_token
+from . import LLM, LLMError, RateLimited, Rejected, TimedOut, Unavailable
+from .served import check_hub, check_server, check_token
 
 
 def _retry_after(response):
@@ -45,12 +45,11 @@ def translate(error):
     return LLMError(str(error))
 
 
-class HuggingFaceLLM(Availability):
+class HuggingFaceLLM(LLM):
     """Chat completions from the Hugging Face Inference API or an OpenAI-compatible server."""
 
     def __init__(self, models=(), token=None, base_url=None, provider=None, timeout=60.0):
-        self.configured_models = list(models) or list(DEFAULT_HF_MODELS)
-        self.models = list(self.configured_models)  # served ones first once the start-up check has run
+        super().__init__(list(models) or DEFAULT_HF_MODELS)
         self.token = token
         self.base_url = base_url
         self.provider = provider
@@ -106,7 +105,3 @@ class HuggingFaceLLM(Availability):
                         yield piece
         except (HfHubHTTPError, TextGenerationError, httpx2.HTTPError, OSError, ValueError) as error:
             raise translate(error) from error
-
-    def complete(self, messages, model=None, **params):
-        """Return the whole reply as one string."""
-        return "".join(self.stream(messages, model, **params))

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from chatbot.llm.local import server_command
+
 ROOT = Path(__file__).resolve().parents[2]
 # Console scripts (gunicorn, moto_server) installed next to the running interpreter, whatever the venv's name.
 BIN = Path(sys.executable).parent
@@ -186,7 +188,8 @@ class Process:
 
 
 class LlamaServer(Process):
-    """llama-cpp-python's OpenAI-compatible server for a GGUF model; url is its base (add /v1)."""
+    """llama-cpp-python's OpenAI-compatible server for a GGUF model, as the local backend starts it; url is its
+    base (add /v1)."""
 
     name = "llama"
 
@@ -196,20 +199,8 @@ class LlamaServer(Process):
         self.url = f"http://127.0.0.1:{self.port}"
 
     def command(self):
-        argv = [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            self.model_path,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--n_ctx",
-            str(self.context_tokens),
-        ]
-        return argv + (["--n_threads", str(self.threads)] if self.threads else [])
+        # The argv the local backend starts its child with (chatbot/llm/local.py), without its API key.
+        return server_command(self.model_path, self.port, context_tokens=self.context_tokens, threads=self.threads)
 
     def wait(self, seconds):
         wait_until_up(self.url + "/v1/models", self.process, seconds)
