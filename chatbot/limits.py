@@ -165,10 +165,10 @@ return 0
 class RedisSlots:
     """Reply slots shared by every process: a sorted set per user, each reply expiring on its own."""
 
-    def __init__(self, url):
-        from .live.redis import connect
+    def __init__(self, pool):
+        import redis
 
-        self._redis = connect(url, socket_connect_timeout=3, socket_timeout=5)
+        self._redis = redis.Redis(connection_pool=pool)  # the process's shared pool (chatbot/live/__init__.py)
         self._acquire = self._redis.register_script(_ACQUIRE)
 
     @staticmethod
@@ -386,12 +386,13 @@ def init_app(app):
     """Rate limits for the app: storage in Redis when REDIS_URL is set, else in this process."""
     redis_url = app.config.get("REDIS_URL")
     app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url or "memory://")
-    if redis_url and redis_url.startswith("rediss://") and "ssl_cert_reqs=" not in redis_url:
-        # Heroku's Key-Value Store: a self-signed certificate (see chatbot/live/redis.py, connect).
-        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"ssl_cert_reqs": None})
+    if redis_url:
+        # The process's one pool, with its TLS settings (chatbot/live/redis.py, connection_pool): a fixed few
+        # connections per process, however busy (live.init_app made it).
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"connection_pool": app.extensions["redis_pool"]})
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "chatbot")
     limiter.init_app(app)
-    backend = RedisSlots(redis_url) if redis_url else MemorySlots()
+    backend = RedisSlots(app.extensions["redis_pool"]) if redis_url else MemorySlots()
     app.extensions["reply_slots"] = ReplySlots(
         backend, app.config["MAX_REPLIES_AT_ONCE"], enabled=app.config["RATELIMIT_ENABLED"]
     )

@@ -218,14 +218,17 @@ class LlamaServer(Process):
 class RedisServer(Process):
     """Debian's redis-server on a free loopback port, in a temporary directory, persisting nothing.
 
-    kill() then start() brings it back empty on the same port and url, as a crashed Redis would.
+    kill() then start() brings it back empty on the same port and url, as a crashed Redis would. arguments
+    are more of redis-server's options, as a plan's limits: ("--maxclients", "20"), ("--maxmemory", "2mb",
+    "--maxmemory-policy", "noeviction"), or ("--rename-command", "DUMP", "") for a command a service refuses.
     """
 
     name = "redis"
 
-    def __init__(self, binary=REDIS_SERVER, port=None):
+    def __init__(self, binary=REDIS_SERVER, port=None, arguments=()):
         super().__init__(port)
         self.binary = binary
+        self.arguments = list(arguments)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def command(self):
@@ -243,6 +246,7 @@ class RedisServer(Process):
             "no",
             "--daemonize",
             "no",
+            *self.arguments,
         ]
 
     def wait(self, seconds):
@@ -273,6 +277,14 @@ class RedisServer(Process):
         import redis
 
         return redis.Redis.from_url(self.url, **options)
+
+    def connected_clients(self):
+        """How many client connections the server holds, this question's own among them."""
+        client = self.client()
+        try:
+            return client.info("clients")["connected_clients"]
+        finally:
+            client.close()
 
     def flush(self):
         """Forget every key (between tests sharing the session's server)."""
