@@ -67,6 +67,19 @@ def test_two_hundred_streams_waiting_in_one_process_hold_at_most_five_connection
     assert own_redis.connected_clients() - 1 <= 5
 
 
+def test_the_app_shares_one_pool_between_live_replies_rate_limits_and_reply_slots(make_app, own_redis):
+    from chatbot.limits import limiter
+
+    app = make_app(REDIS_URL=own_redis.url)
+    try:
+        pool = app.extensions["redis_pool"]
+        assert app.extensions["live"].pool is pool
+        assert app.extensions["reply_slots"].backend._redis.connection_pool is pool
+        assert limiter.storage.storage.connection_pool is pool
+    finally:
+        app.extensions["live"].close()
+
+
 def test_a_stream_opened_while_the_reader_blocks_gets_its_first_event_without_waiting_out_the_block(live):
     live.start("w:1")
     live.start("w:2")
@@ -113,7 +126,7 @@ def log_a_reply(live, key, patches=100):
 def log_bytes(server, key):
     client = server.client()
     try:
-        return client.memory_usage(f"chatbot:reply:{key}:events")
+        return client.memory_usage(f"chatbot:reply:{key}:events", samples=0)  # every node, not a sample
     finally:
         client.close()
 

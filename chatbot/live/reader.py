@@ -20,6 +20,7 @@ timeout (BLOCK_MS) still bounds the wait.
 
 import bisect
 import json
+import logging
 import os
 import secrets
 import threading
@@ -28,6 +29,8 @@ import time
 import redis
 
 from . import LiveUnavailable, id_order
+
+logger = logging.getLogger(__name__)
 
 # The longest one XREAD blocks: how late a feed may join when its wake-up could not be written.
 BLOCK_MS = 1000
@@ -177,12 +180,12 @@ class StreamReader:
                 streams = {name: feed.position for name, feed in self._feeds.items()}
             streams[self._wake_key] = self._wake_position
             try:
-                replies = self._client.xread(streams, count=COUNT, block=BLOCK_MS)
-            except redis.RedisError as error:
+                self._deliver(self._client.xread(streams, count=COUNT, block=BLOCK_MS) or [], streams)
+            except Exception as error:  # Redis down, or a fault of ours: the waiting requests are told, not hung
+                if not isinstance(error, redis.RedisError):
+                    logger.exception("the live reader failed")
                 self._failed(error)
                 time.sleep(RETRY_SECONDS)
-                continue
-            self._deliver(replies or [], streams)
 
     def _deliver(self, replies, streams):
         """Hand each log's new events to its feed, unless the feed moved while the XREAD ran."""
@@ -221,7 +224,7 @@ class StreamReader:
         with self._lock:
             self._closed = True
             self._idle.notify()
-        if self._thread is not None and self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             self._wake()
             self._thread.join(BLOCK_MS / 1000 + 1)
         self._client.close()

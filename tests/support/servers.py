@@ -286,6 +286,11 @@ class RedisServer(Process):
         finally:
             client.close()
 
+    def peak_clients(self, interval=0.02):
+        """A context manager sampling connected_clients every interval seconds while open; its `peak` is the
+        most seen, its own connection not counted."""
+        return _PeakClients(self, interval)
+
     def flush(self):
         """Forget every key (between tests sharing the session's server)."""
         client = self.client()
@@ -293,6 +298,28 @@ class RedisServer(Process):
             client.flushall()
         finally:
             client.close()
+
+
+class _PeakClients:
+    def __init__(self, server, interval):
+        self.client, self.interval, self.peak = server.client(), interval, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while True:
+            self.peak = max(self.peak, self.client.info("clients")["connected_clients"] - 1)
+            if self.done.wait(self.interval):
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(5)
+        self.client.close()
 
 
 class Gunicorn(Process):
