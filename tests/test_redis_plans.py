@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from chatbot import keys
+from chatbot.live.compaction import COMPACT_AFTER_SECONDS
 from chatbot.render import render_markdown
 from chatbot.replies import LIVE_FULL
 from support import (
@@ -75,10 +76,11 @@ def settings(data, redis_url, fake, **more):
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, mini_redis, fake_model):
-    """Two gunicorn worker processes (WEB_CONCURRENCY=2) on the `mini`-sized Redis."""
+    """Two gunicorn instances of one process each (so both surely serve), one store, the `mini`-sized Redis."""
     data = tmp_path_factory.mktemp("plans") / "data"
-    with Gunicorn(settings(data, mini_redis.url, fake_model, WEB_CONCURRENCY="2")) as server:
-        yield server, data
+    shared = settings(data, mini_redis.url, fake_model, WEB_CONCURRENCY="1")
+    with Gunicorn(shared) as first, Gunicorn(shared) as second:
+        yield (first, second), data
 
 
 def stored_reply(data, cid, mid):
@@ -103,23 +105,24 @@ def shown(events):
     return assemble(event.data for event in events if event.name == "render")
 
 
-def guest_reply(url, everyone_ready):
-    """One guest: open the chat, send with the others at once, read the reply's stream to its end."""
-    chat = HttpChat(url)
+def guest_reply(sender, streamer, everyone_ready):
+    """One guest: open the chat, send through one process with the others at once, read the reply's stream
+    to its end through the other."""
+    chat = HttpChat(sender.url)
     everyone_ready.wait(60)
     cid, mid = chat.start("Tell me something.")
-    with chat.stream(cid, mid) as response:
+    with chat.at(streamer.url).stream(cid, mid) as response:
         return cid, mid, read_until(response, "done")
 
 
 def test_sixty_replies_at_once_on_two_processes_within_the_mini_plans_twenty_connections(
     deployment, fake_model, mini_redis
 ):
-    server, data = deployment
-    assert len(server.worker_pids()) == 2
+    (first, second), data = deployment
     everyone_ready = threading.Barrier(GUESTS)
+    pairs = [(first, second), (second, first)] * (GUESTS // 2)
     with mini_redis.peak_clients() as clients, ThreadPoolExecutor(GUESTS) as pool:
-        replies = list(pool.map(lambda _: guest_reply(server.url, everyone_ready), range(GUESTS)))
+        replies = list(pool.map(lambda pair: guest_reply(*pair, everyone_ready), pairs))
     print(f"\n{GUESTS} replies at once on 2 processes: at most {clients.peak} Redis connections")
     expected = str(render_markdown(fake_model.text))
     for cid, mid, events in replies:
@@ -131,19 +134,22 @@ def test_sixty_replies_at_once_on_two_processes_within_the_mini_plans_twenty_con
 
 
 def test_resume_works_while_a_reply_streams_and_after_its_log_was_compacted(deployment, fake_model, mini_redis):
-    server, data = deployment
-    chat, expected = HttpChat(server.url), str(render_markdown(fake_model.text))
+    (first, second), data = deployment
+    chat, expected = HttpChat(first.url), str(render_markdown(fake_model.text))
     cid, mid = chat.start("Tell me something.")
     with chat.stream(cid, mid) as response:
         before = read_until(response, count=5)
     cut_at = [event.id for event in before if event.id][-1]
-    with chat.stream(cid, mid, last_event_id=cut_at) as response:
+    with chat.at(second.url).stream(cid, mid, last_event_id=cut_at) as response:
         after = read_until(response, "done")
     assert shown(before + after) == expected, "resumed while streaming: no gap, no duplicate"
 
     log = f"chatbot:reply:{cid}:{mid}:events"
     client = mini_redis.client()
     try:
+        deadline = time.monotonic() + COMPACT_AFTER_SECONDS + 10
+        while client.xlen(log) != 3 and time.monotonic() < deadline:  # compacted a few seconds after the end
+            time.sleep(0.1)
         [(_, fields)] = client.xrevrange(log, count=1)
         assert json.loads(fields[b"e"])["kind"] == "done" and client.xlen(log) == 3, "final, title, done"
         held = client.memory_usage(log, samples=0)

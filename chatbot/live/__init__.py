@@ -13,8 +13,9 @@ an id gives exactly the events that followed it, which is how a reconnecting
 EventSource (Last-Event-ID) resumes with no gap and no duplicate.
 
 A reply's final event (kind "final": the message as stored) stands for every event before it. The Redis
-backend keeps only it and what follows once it is logged, so a finished reply holds about its final
-event's size: a reader resuming from before it, or opening the stream afresh, gets final, title and done.
+backend keeps only it and what follows, a few seconds after it is logged (live/compaction.py), so a
+finished reply holds about the size of those events: a reader resuming from before the final event, or
+opening the stream afresh, then gets final, title and done.
 """
 
 from flask import current_app

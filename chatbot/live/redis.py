@@ -5,7 +5,7 @@ XREAD BLOCK over every log this process's streams wait on), and a pool of at mos
 jobs, Stop, the reply slots and the rate limits (connection_pool(), app.extensions["redis_pool"]).
 
 Memory: a reply's log holds every render patch while the reply is written; its final event stands for all
-of them, so logging it compacts the log to that event (what follows it, the title and done, is added after).
+of them, so a little after it is logged the log is compacted to it and what follows (compaction.py).
 """
 
 import json
@@ -15,6 +15,7 @@ import re
 import redis
 
 from . import FINAL, FINISHED_TTL, MAX_EVENTS, Live, LiveFull, LiveUnavailable
+from .compaction import Compactor
 from .reader import StreamReader, decode
 
 logger = logging.getLogger(__name__)
@@ -28,20 +29,6 @@ POOL_SIZE = 4
 POOL_WAIT_SECONDS = 10
 # A Redis Stream id: two numbers below 2**64 ("12" is read as "12-0"). Any other id reads from the start.
 STREAM_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
-
-# KEYS[1]: the reply's log; KEYS[2]: a scratch key. ARGV[1]: the final event; ARGV[2]: the log's expiry (ms).
-# The log becomes the final event alone, under the id XADD gave it, so ids keep increasing. It is rebuilt
-# through DUMP and RESTORE because a stream node made by XADD holds 4 KB whatever it holds (Redis
-# preallocates it); a restored one is the size of its entries.
-_APPEND_FINAL = """
-local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('XADD', KEYS[2], id, 'e', ARGV[1])
-local dump = redis.call('DUMP', KEYS[2])
-redis.call('DEL', KEYS[2])
-redis.call('RESTORE', KEYS[1], ARGV[2], dump, 'REPLACE')
-return id
-"""
 
 
 def connect(url, **options):
@@ -87,7 +74,7 @@ class RedisLive(Live):
         # The reader thread's own connection; its socket timeout outlasts a blocking XREAD (reader.BLOCK_MS).
         reader = connect(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
         self.reader = StreamReader(reader, self.client)
-        self._append_final = self.client.register_script(_APPEND_FINAL)
+        self.compactor = Compactor(self.client)
 
     @staticmethod
     def _events(key):
@@ -109,40 +96,25 @@ class RedisLive(Live):
             raise _translate(error) from error
 
     def append(self, key, event):
-        """XADD with an approximate cap, and an expiry in case the job never finishes; the final event
-        compacts the log. Redis full (maxmemory): LiveFull, and the log is cut to its last event, freeing what
-        it held for the reply's end (its final event); when even that does not fit, the log is emptied, and
-        its readers take the reply from storage."""
+        """XADD with an approximate cap, and an expiry in case the job never finishes; the final event has
+        the log compacted a little later. Redis full (maxmemory): LiveFull, and the log is cut to its last
+        event, freeing what it held for the reply's end (its final event); when even that does not fit, the
+        log is emptied, and its readers take the reply from storage."""
         name, data = self._events(key), json.dumps(event, separators=(",", ":"))
+        final = event.get("kind") == FINAL
         try:
-            if event.get("kind") == FINAL:
-                return self._log_final(name, data)
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.xadd(name, {"e": data}, maxlen=MAX_EVENTS, approximate=True)
                 pipe.expire(name, UNFINISHED_TTL)
-                event_id, _ = pipe.execute()
+                event_id = pipe.execute()[0].decode()
         except redis.OutOfMemoryError as error:
-            self._shrink(name, keep=0 if event.get("kind") == FINAL else 1)
+            self._shrink(name, keep=0 if final else 1)
             raise _translate(error) from error
         except redis.RedisError as error:
             raise _translate(error) from error
-        return event_id.decode()
-
-    def _log_final(self, name, data):
-        """Log the final event as the log's only one (see _APPEND_FINAL); where DUMP or RESTORE is refused,
-        by emptying the log before it (the same events, in a 4 KB node)."""
-        try:
-            return self._append_final(keys=[name, f"{name}:compact"], args=[data, UNFINISHED_TTL * 1000]).decode()
-        except redis.OutOfMemoryError:
-            raise
-        except redis.ResponseError as error:
-            logger.warning("compacting a reply's log in one script failed (%s): emptying it before its end", error)
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.xtrim(name, maxlen=0, approximate=False)
-            pipe.xadd(name, {"e": data})
-            pipe.expire(name, UNFINISHED_TTL)
-            _, event_id, _ = pipe.execute()
-        return event_id.decode()
+        if final:
+            self.compactor.later(name, event_id)
+        return event_id
 
     def _shrink(self, name, keep):
         """Free what a log holds but its last `keep` events (allowed when Redis is full). The last event tells
@@ -207,6 +179,7 @@ class RedisLive(Live):
             raise _translate(error) from error
 
     def close(self):
-        """Stop the reader thread and close every connection (the pool's too)."""
+        """Stop the reader and compactor threads and close every connection (the pool's too)."""
         self.reader.close()
+        self.compactor.close()
         self.pool.disconnect()
