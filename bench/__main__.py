@@ -3,7 +3,7 @@
 import argparse
 import time
 
-from . import first_token, lighthouse, live, pages, serving  # noqa: F401  (importing them registers their benchmarks)
+from . import first_token, lighthouse, live, pages, plans, serving  # noqa: F401  (importing them registers their benchmarks)
 from .registry import BENCHMARKS
 from .report import table, write_results
 from .servers import Servers

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from . import events, logs
 from .config import GENERATION_DEFAULTS
 from .conversations import DONE, ERROR, INTERRUPTED, SAVE_SECONDS, STOPPED, Conversations, NotFound
-from .live import LiveUnavailable
+from .live import LiveFull, LiveUnavailable
 from .llm import LLMError
 from .render import LiveMarkdown
 from .storage import StorageError
@@ -31,6 +31,10 @@ STOP_POLL_SECONDS = 0.1
 RENDER_SECONDS = 0.1
 EMPTY_REPLY = "The model sent an empty reply (the conversation may be too long for it). Please retry."
 LIVE_DOWN = "Live replies are unavailable right now, so this reply was cut short. What was generated is kept."
+LIVE_FULL = (
+    "The server has no room left for live replies right now, so this reply was cut short. "
+    "What was generated is kept. Please retry in a few minutes."
+)
 SHUTDOWN_NOTE = "The server restarted before the reply finished. What was generated is kept."
 UNSAVED_REPLY = "The reply could not be saved: conversations cannot be reached right now. Please retry."
 SAVE_FAILED = "The reply could not be saved because of an error on our side. Please retry."
@@ -143,7 +147,7 @@ class Job:
         self.conversation = conversation  # as just stored, when the caller has it: no read before the model starts
         self.key = reply_key(cid, mid)
         self.live = replies.live
-        self.live_down = False
+        self.live_down = self.live_full = False  # full: Redis refused to store more
         self.thread = threading.Thread(target=self.run, name=f"reply-{mid}", daemon=True)
         self.on_end = on_end  # on_end(pieces) once the reply ends (before its title), whatever the outcome
         self.pieces = 0  # the model's pieces (about one token each), for the user's daily budget
@@ -151,13 +155,15 @@ class Job:
 
     def emit(self, kind, **data):
         """Log an event for the streams (True when logged); once the live backend failed, the job goes on without it."""
-        if self.live_down or not self._log_is_ours():
+        # A full Redis: the backend freed this reply's log, so its end (the error) fits and tells its readers at once.
+        if (self.live_down and not (self.live_full and kind in (events.FINAL, events.DONE))) or not self._log_is_ours():
             return False
         try:
             self.logged = self.live.append(self.key, {"kind": kind, **data})
+            self.live_down = False
         except LiveUnavailable as error:
             logger.error("live backend failed during a reply: %s", error)
-            self.live_down = True
+            self.live_down, self.live_full = True, isinstance(error, LiveFull)
         return not self.live_down
 
     def _log_is_ours(self):
@@ -213,7 +219,7 @@ class Job:
                     self._render(markdown, unrendered)
                     unrendered, last_render = "", time.monotonic()
                 if self.live_down:
-                    status, error = ERROR, LIVE_DOWN
+                    status, error = ERROR, LIVE_FULL if self.live_full else LIVE_DOWN
                     break
                 if self._stop_requested():
                     status = STOPPED

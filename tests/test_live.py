@@ -106,6 +106,18 @@ def test_heroku_style_rediss_urls_encrypt_without_checking_the_self_signed_certi
     assert strict.connection_pool.connection_kwargs["ssl_cert_reqs"] == "required"
 
 
+def test_the_shared_pool_is_capped_and_takes_heroku_style_urls_as_connect_does():
+    import redis
+
+    from chatbot.redis_client import POOL_SIZE, connection_pool
+
+    pool = connection_pool("rediss://:secret@redis.example:6380/0")
+    assert isinstance(pool, redis.BlockingConnectionPool) and pool.max_connections == POOL_SIZE
+    assert pool.connection_class.__name__ == "SSLConnection" and pool.connection_kwargs["ssl_cert_reqs"] is None
+    strict = connection_pool("rediss://:secret@redis.example:6380/0?ssl_cert_reqs=required")
+    assert strict.connection_kwargs["ssl_cert_reqs"] == "required"
+
+
 def test_the_last_event_is_known_with_its_age(live):
     live.start("c:10")
     assert live.last("c:10") is None and live.last("c:never") is None

@@ -10,7 +10,6 @@ from flask import current_app, request
 from flask_limiter import Limiter
 
 from ..identity import current_uid
-from ..redis_client import connect
 
 
 def client_ip():
@@ -72,6 +71,7 @@ def init_app(app):
     redis_url = app.config.get("REDIS_URL")
     storage_uri = app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url or "memory://")
     if redis_url and storage_uri == redis_url:
-        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"connection_pool": connect(redis_url).connection_pool})
+        # The process's one pool (chatbot/redis_client.py, made by live.init_app): a fixed few connections.
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"connection_pool": app.extensions["redis_pool"]})
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "chatbot")
     limiter.init_app(app)

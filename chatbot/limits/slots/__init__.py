@@ -62,12 +62,12 @@ class ReplySlots:
         return self.enabled and self.backend.in_use(uid) >= self.limit
 
 
-def open_slots(redis_url=None):
-    """Return the backend for a Redis URL, or the in-process one when there is none."""
-    if redis_url:
+def open_slots(pool=None):
+    """Return the backend over the process's Redis pool, or the in-process one when there is none."""
+    if pool is not None:
         from .redis import RedisSlots
 
-        return RedisSlots(redis_url)
+        return RedisSlots(pool)
     from .memory import MemorySlots
 
     return MemorySlots()
@@ -112,7 +112,7 @@ def take_reply_slot(uid):
 def init_app(app):
     """Bind the app's reply slots: in Redis when REDIS_URL is set, else in this process."""
     app.extensions["reply_slots"] = ReplySlots(
-        open_slots(app.config.get("REDIS_URL")),
+        open_slots(app.extensions.get("redis_pool")),
         app.config["MAX_REPLIES_AT_ONCE"],
         enabled=app.config["RATELIMIT_ENABLED"],
     )

@@ -2,7 +2,8 @@
 
 import time
 
-from ...redis_client import connect
+import redis
+
 from . import REPLY_SLOT_SECONDS, Slots
 
 # KEYS[1]: the user's sorted set of reply ids scored by when taken. ARGV: now, ttl, limit, mid.
@@ -20,8 +21,8 @@ return 0
 class RedisSlots(Slots):
     """Reply slots shared by every process: each reply expiring on its own (a script checks and takes at once)."""
 
-    def __init__(self, url):
-        self._redis = connect(url, socket_connect_timeout=3, socket_timeout=5)
+    def __init__(self, pool):
+        self._redis = redis.Redis(connection_pool=pool)  # the process's shared pool (chatbot/redis_client.py)
         self._acquire = self._redis.register_script(_ACQUIRE)
 
     @staticmethod
