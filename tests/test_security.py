@@ -159,7 +159,7 @@ def test_reply_slots_expire_when_a_process_died(app):
     from chatbot import limits
 
     slots = app.extensions["reply_slots"]
-    assert slots.acquire("u" * 16, "a") and not slots.full("u" * 16)
+    assert slots.claim("u" * 16, "a") == (None, {"user": 0, "ip": 0}) and not slots.full("u" * 16)
     with app.app_context():
         assert limits.get_reply_slots() is slots
     slots.backend._slots["u" * 16]["a"] -= limits.REPLY_SLOT_SECONDS + 1  # taken by a process that died long ago
