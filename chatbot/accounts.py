@@ -4,15 +4,18 @@ Accounts are stored at keys.account(username) = {uid, password_hash, created_at,
 Each sign-in gets a random session id, recorded in the account's `sessions` (the newest
 SESSIONS_KEPT): ending a session takes its id off the list, ending all of them empties it, and
 an id that is not listed signs in nobody. AccountSessions caches the list per account and
-process. Nothing here knows about HTTP: every function is given the Store.
+process; with REDIS_URL, a change made through one process reaches the others at once
+(SessionChanges). Nothing here knows about HTTP: every function is given the Store.
 """
 
 import functools
+import logging
 import re
 import secrets
 import threading
 import time
 
+import redis
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -113,35 +116,85 @@ def check_account(store, username, password):
     return Account(account["uid"], username)
 
 
+log = logging.getLogger(__name__)
+
+
+class SessionChanges:
+    """Tells every process, through Redis, that an account's sessions changed: a small key per account
+    (chatbot:sessions:{username}) set to a new random value at each change, read once per signed-in request.
+
+    A process keeps the value it saw with what it read of the account, and reads the account again when
+    the value differs. The key lasts longer than any process keeps what it read (`seconds`), so once it is
+    gone, so is every copy read before the change it marked.
+    """
+
+    def __init__(self, pool, seconds):
+        import redis
+
+        self._redis = redis.Redis(connection_pool=pool)  # the process's shared pool (chatbot/redis_client.py)
+        self._expiry = 2 * seconds + 10
+
+    @staticmethod
+    def _key(username):
+        return f"chatbot:sessions:{username}"
+
+    def seen(self, username):
+        """The account's current mark (None when nothing changed lately); a mark never seen before when
+        Redis cannot be reached, so that the account is read from storage."""
+        try:
+            return self._redis.get(self._key(username))
+        except redis.RedisError:
+            return object()
+
+    def changed(self, username):
+        """The account's sessions changed in storage (call after the write): every process reads them again."""
+        try:
+            self._redis.set(self._key(username), secrets.token_hex(8), ex=self._expiry)
+        except redis.RedisError as error:
+            log.warning("sessions of %s changed, but Redis was not told: %s", username, error)
+
+
 class AccountSessions:
     """Each account's sign-ins: recorded in its document, with its uid and session ids cached per process.
 
-    The cache is re-read from storage at most every `seconds`. The uid is part of it: a name deleted and
-    then taken by someone else is another account. An id the cached list lacks is looked up again at
-    once (it may have signed in on another process a moment ago); a browser whose id is refused forgets
-    it (identity._signed_out), so that costs one read, once.
+    The cache is re-read from storage at most every `seconds`, and at once when `changes` (SessionChanges:
+    several processes share a Redis) says that one of them changed the account. The uid is part of it: a
+    name deleted and then taken by someone else is another account. An id the cached list lacks is looked
+    up again at once (it may have signed in on another process a moment ago); a browser whose id is
+    refused forgets it (identity._signed_out), so that costs one read, once.
     """
 
-    def __init__(self, seconds):
+    def __init__(self, seconds, changes=None):
         self.seconds = seconds
-        self._known = {}  # username -> ((uid, frozenset of session ids) or None, read at)
+        self.changes = changes
+        self._known = {}  # username -> ((uid, frozenset of session ids) or None, read at, mark seen before)
         self._lock = threading.Lock()
 
     def is_live(self, store, username, uid, session_id):
         """True when the account username is uid and session_id is one of its sessions."""
+        mark = self.changes.seen(username) if self.changes else None  # before the read: a later change shows
         with self._lock:
-            stamp, read_at = self._known.get(username, (None, -float("inf")))
-        if time.monotonic() - read_at >= self.seconds or not _holds(stamp, uid, session_id):
+            stamp, read_at, seen = self._known.get(username, (None, -float("inf"), None))
+        stale = time.monotonic() - read_at >= self.seconds or mark != seen
+        if stale or not _holds(stamp, uid, session_id):
             account, _ = read_json(store, keys.account(username))
-            stamp = self.remember(username, account)
+            stamp = self._keep(username, account, mark)
         return _holds(stamp, uid, session_id)
 
-    def remember(self, username, account):
-        """This process read or wrote the account document (None: it is gone): use it at once; return its stamp."""
+    def _keep(self, username, account, mark):
         stamp = None if account is None else (account["uid"], frozenset(account.get("sessions", ())))
         with self._lock:
-            self._known[username] = (stamp, time.monotonic())
+            self._known[username] = (stamp, time.monotonic(), mark)
         return stamp
+
+    def remember(self, username, account):
+        """This process wrote the account document (None: deleted it): use it at once, and tell the other
+        processes to read it again; return its stamp."""
+        if self.changes is None:
+            return self._keep(username, account, None)  # one process: what it wrote is the truth
+        self.changes.changed(username)
+        # Another process may have written between this write and the mark: read again at the next request.
+        return self._keep(username, account, object())
 
     def open(self, store, account):
         """Record a new sign-in of account (the newest SESSIONS_KEPT are kept); return it with its session id.

@@ -103,8 +103,8 @@ def _start_reply(conversation, reply, slot):
     charge = limits.token_charge(slot.uid)  # the address is this request's: the job has none
 
     def ended(pieces):
+        charge(pieces)  # before the slot is free: a reply asked for meanwhile counts them, spent or running
         slot.release()
-        charge(pieces)
 
     get_replies().start(
         get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=ended, conversation=conversation

@@ -152,6 +152,9 @@ def security_settings():
         "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
         **{name: _limit(name) for name in LIMIT_DEFAULTS},
         "MAX_REPLIES_AT_ONCE": _number("MAX_REPLIES_AT_ONCE", 2),
+        # Replies asked for from one client address at once (fresh guest cookies are new users); None: three
+        # times MAX_REPLIES_AT_ONCE (limits/slots/).
+        "MAX_REPLIES_AT_ONCE_PER_IP": _number("MAX_REPLIES_AT_ONCE_PER_IP", None),
         # Tokens (the model's pieces) one user, and one client address, may have generated a day; 0: no budget.
         "DAILY_TOKEN_BUDGET": _number("DAILY_TOKEN_BUDGET", 100_000),
         "DAILY_TOKEN_BUDGET_PER_IP": _number("DAILY_TOKEN_BUDGET_PER_IP", 300_000),

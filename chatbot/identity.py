@@ -1,9 +1,10 @@
 """Who is chatting: a guest id in the signed session, or an account signed in through Flask-Login.
 
 A session or remember-me cookie signs in its account only while its session id is listed in the
-account (accounts.AccountSessions, cached per process for SESSION_CHECK_SECONDS); one that is not
-is forgotten by the browser. Views ask current_uid() or current_conversations(), and wrap
-themselves in user_required when guests may not be allowed.
+account (accounts.AccountSessions, cached per process for SESSION_CHECK_SECONDS, or until another
+process says through Redis that it changed); one that is not is forgotten by the browser. Views ask
+current_uid() or current_conversations(), and wrap themselves in user_required when guests may not be
+allowed.
 """
 
 import functools
@@ -11,7 +12,7 @@ import functools
 from flask import abort, current_app, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
 
-from .accounts import Account, AccountSessions, parse_session
+from .accounts import Account, AccountSessions, SessionChanges, parse_session
 from .conversations import Conversations, is_valid_id, new_id
 from .storage import get_store
 
@@ -25,7 +26,10 @@ def init_app(app):
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_DURATION", 90 * 24 * 3600)
-    app.extensions["account_sessions"] = AccountSessions(app.config["SESSION_CHECK_SECONDS"])
+    seconds, pool = app.config["SESSION_CHECK_SECONDS"], app.extensions.get("redis_pool")
+    # With Redis, several processes: a log-out through one reaches the others at once.
+    changes = SessionChanges(pool, seconds) if pool is not None else None
+    app.extensions["account_sessions"] = AccountSessions(seconds, changes)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
 

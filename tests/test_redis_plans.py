@@ -70,6 +70,7 @@ def settings(data, redis_url, fake, **more):
         "MESSAGE_LIMIT_PER_IP": "1000 per minute",
         "STREAM_LIMIT_PER_IP": "1000 per minute",
         "MAX_OPEN_STREAMS_PER_IP": "1000",
+        "MAX_REPLIES_AT_ONCE_PER_IP": "1000",
         **more,
     }
 

@@ -4,8 +4,10 @@ One module a concern; the views use the names below (`limits.limit_messages`, `l
 
 - rates.py: Flask-Limiter's rate limits per user (guest or account) and per client address, as
   decorators on the views; in memory, or in Redis when REDIS_URL is set.
-- slots/: reply slots, the replies a user may have generated at once (memory.py, redis.py).
-- budget.py: the daily token budget per user and per client address.
+- slots/: reply slots, the replies a user and a client address may have generated at once (memory.py,
+  redis.py).
+- budget.py: the daily token budget per user and per client address, with room kept for the replies
+  being written.
 - backoff.py: log-in back-off per username and per client address.
 - streams.py: open event streams per user, per address, and in the whole process.
 - answers.py: the refusals (Refused, Busy) and the pages and fragments that answer them.
@@ -26,7 +28,7 @@ from .rates import (
     limit_signups,
     limit_streams,
 )
-from .slots import REPLY_SLOT_SECONDS, get_reply_slots, take_reply_slot
+from .slots import REPLY_SLOT_SECONDS, get_reply_slots
 from .streams import open_stream, thread_for_waiting
 
 __all__ = [
@@ -48,6 +50,19 @@ __all__ = [
     "thread_for_waiting",
     "token_charge",
 ]
+
+
+def take_reply_slot(uid):
+    """Claim a slot for one more reply of uid and of this client's address (429 at either cap), then make
+    sure the day's token budgets have room for it besides the replies being written (429 otherwise, and the
+    slot is given back). The reply's job releases the slot when it ends."""
+    slot = slots.take_reply_slot(uid)
+    try:
+        budget.require_room_for(slot)
+    except BaseException:
+        slot.release()
+        raise
+    return slot
 
 
 def init_app(app):

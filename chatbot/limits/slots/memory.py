@@ -7,35 +7,42 @@ from . import REPLY_SLOT_SECONDS, Slots
 
 
 class MemorySlots(Slots):
-    """Reply slots of one process: {uid: {mid: taken_at}}."""
+    """Reply slots of one process: {holder: {mid: taken_at}}."""
 
     def __init__(self):
         self._slots = {}
         self._lock = threading.Lock()
 
-    def _live(self, uid, now):
-        taken = self._slots.setdefault(uid, {})
+    def _live(self, name, now):
+        """The holder's slots still held (call with the lock); a holder with none is forgotten."""
+        taken = self._slots.get(name, {})
         for mid in [mid for mid, at in taken.items() if at <= now - REPLY_SLOT_SECONDS]:
             del taken[mid]
+        if not taken:
+            self._slots.pop(name, None)
         return taken
 
-    def acquire(self, uid, mid, limit):
-        """Take a slot for reply mid unless uid holds limit already; True when held (again)."""
+    def acquire(self, holders, mid):
+        """Take a slot for reply mid from every (name, limit) of holders, or from none: (full, held)."""
         with self._lock:
-            taken = self._live(uid, time.time())
-            if mid not in taken and len(taken) >= limit:
-                return False
-            taken[mid] = time.time()
-            return True
+            now = time.time()
+            taken = [self._live(name, now) for name, _ in holders]
+            for index, ((_, limit), held) in enumerate(zip(holders, taken, strict=True)):
+                if mid not in held and len(held) >= limit:
+                    return index, []
+            for name, _ in holders:
+                self._slots.setdefault(name, {})[mid] = now
+            return None, [len(self._slots[name]) for name, _ in holders]
 
-    def release(self, uid, mid):
-        """Give reply mid's slot back (nothing happens when it holds none)."""
+    def release(self, names, mid):
+        """Give reply mid's slot back to each holder named."""
         with self._lock:
-            self._slots.get(uid, {}).pop(mid, None)
-            if not self._slots.get(uid, True):
-                del self._slots[uid]
+            for name in names:
+                self._slots.get(name, {}).pop(mid, None)
+                if not self._slots.get(name, True):
+                    del self._slots[name]
 
-    def in_use(self, uid):
-        """How many slots uid holds."""
+    def in_use(self, name):
+        """How many slots the holder named holds."""
         with self._lock:
-            return len(self._live(uid, time.time()))
+            return len(self._live(name, time.time()))

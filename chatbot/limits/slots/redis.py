@@ -1,4 +1,4 @@
-"""The Redis reply slots: a sorted set per user, shared by every process and dyno."""
+"""The Redis reply slots: a sorted set per user and per address, shared by every process and dyno."""
 
 import time
 
@@ -6,39 +6,54 @@ import redis
 
 from . import REPLY_SLOT_SECONDS, Slots
 
-# KEYS[1]: the user's sorted set of reply ids scored by when taken. ARGV: now, ttl, limit, mid.
+# KEYS: each holder's sorted set of reply ids scored by when taken. ARGV: now, ttl, mid, then each key's limit.
+# Returns {0, held...} when the slot is taken from every holder, {index} (from 1) of the first one full.
 _ACQUIRE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
-if redis.call('ZSCORE', KEYS[1], ARGV[4]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return 1
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1] - ARGV[2])
+  if not redis.call('ZSCORE', key, ARGV[3]) and redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then
+    return {i}
+  end
 end
-return 0
+local held = {0}
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, ARGV[1], ARGV[3])
+  redis.call('EXPIRE', key, ARGV[2])
+  held[i + 1] = redis.call('ZCARD', key)
+end
+return held
 """
 
 
 class RedisSlots(Slots):
-    """Reply slots shared by every process: each reply expiring on its own (a script checks and takes at once)."""
+    """Reply slots shared by every process: each reply expiring on its own (a script checks every holder
+    and takes from all at once)."""
 
     def __init__(self, pool):
         self._redis = redis.Redis(connection_pool=pool)  # the process's shared pool (chatbot/redis_client.py)
         self._acquire = self._redis.register_script(_ACQUIRE)
 
     @staticmethod
-    def _key(uid):
-        return f"chatbot:reply-slots:{uid}"
+    def _key(name):
+        return f"chatbot:reply-slots:{name}"
 
-    def acquire(self, uid, mid, limit):
-        """Take a slot for reply mid unless uid holds limit already; True when held (again)."""
-        return bool(self._acquire(keys=[self._key(uid)], args=[time.time(), REPLY_SLOT_SECONDS, limit, mid]))
+    def acquire(self, holders, mid):
+        """Take a slot for reply mid from every (name, limit) of holders, or from none: (full, held)."""
+        keys = [self._key(name) for name, _ in holders]
+        answer = self._acquire(keys=keys, args=[time.time(), REPLY_SLOT_SECONDS, mid, *(n for _, n in holders)])
+        if answer[0]:
+            return answer[0] - 1, []
+        return None, [int(count) for count in answer[1:]]
 
-    def release(self, uid, mid):
-        """Give reply mid's slot back."""
-        self._redis.zrem(self._key(uid), mid)
+    def release(self, names, mid):
+        """Give reply mid's slot back to each holder named, in one round trip."""
+        with self._redis.pipeline() as pipe:
+            for name in names:
+                pipe.zrem(self._key(name), mid)
+            pipe.execute()
 
-    def in_use(self, uid):
-        """How many slots uid holds."""
-        key = self._key(uid)
+    def in_use(self, name):
+        """How many slots the holder named holds."""
+        key = self._key(name)
         self._redis.zremrangebyscore(key, "-inf", time.time() - REPLY_SLOT_SECONDS)
         return self._redis.zcard(key)
