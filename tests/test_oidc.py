@@ -158,3 +158,56 @@ def test_the_callback_and_the_start_are_rate_limited(make_app, issuer):
     client = app.test_client()
     codes = [client.get("/auth/oidc/huggingface/start").status_code for _ in range(3)]
     assert codes == [302, 302, 429]
+
+
+def _register(client, username):
+    client.post("/auth/register", data={"username": username, "password": "correct horse battery"})
+
+
+def _connect(client, sub):
+    answer = client.post("/auth/oidc/huggingface/connect")
+    assert answer.status_code == 302
+    return client.get(authorize(answer.headers["Location"], sub))
+
+
+def test_a_password_account_connects_and_disconnects_hugging_face(make_app, issuer):
+    set_claims(issuer, "hf-connector", name="Connie")
+    app = make_app(**sign_in_settings(issuer))
+    client = app.test_client()
+    _register(client, "connie")
+    assert _connect(client, "hf-connector").headers["Location"] == "/account/"
+    assert "connected as <strong>Connie</strong>" in client.get("/account/").text
+    # Now the provider signs in to the same account.
+    other = app.test_client()
+    sign_in(other, "hf-connector")
+    assert "Signed in as <strong>connie</strong>" in other.get("/account/").text
+    client.post("/auth/oidc/huggingface/disconnect")
+    assert "not connected" in client.get("/account/").text
+    assert list(app.extensions["store"].keys("identities/")) == []
+
+
+def test_an_identity_connected_to_another_account_cannot_be_connected_twice(make_app, issuer):
+    app = make_app(**sign_in_settings(issuer))
+    first, second = app.test_client(), app.test_client()
+    _register(first, "first-owner")
+    _connect(first, "hf-contested")
+    _register(second, "second-owner")
+    _connect(second, "hf-contested")
+    assert "cannot be connected twice" in second.get("/account/").text
+    assert "not connected" in second.get("/account/").text
+    assert "Signed in as <strong>first-owner</strong>" in _signed_in_as(_fresh_sign_in(app, "hf-contested"))
+
+
+def _fresh_sign_in(app, sub):
+    client = app.test_client()
+    sign_in(client, sub)
+    return client
+
+
+def test_the_last_way_in_cannot_be_disconnected(make_app, issuer):
+    app = make_app(**sign_in_settings(issuer))
+    client = app.test_client()
+    sign_in(client, "hf-only-way-in")
+    client.post("/auth/oidc/huggingface/disconnect")
+    assert "your only way to sign in" in client.get("/account/").text
+    assert len(list(app.extensions["store"].keys("identities/"))) == 1
