@@ -46,6 +46,10 @@ def create_app(test_config=None):
     limits.init_app(app)  # rate limits, reply slots, token budgets, open streams
     identity.init_app(app)
     app.register_blueprint(auth.bp)
+    from . import billing, oidc
+
+    oidc.init_app(app)  # sign in with Hugging Face, or another OpenID Connect provider
+    billing.init_app(app)  # who pays for a reply
     app.register_blueprint(chat.bp)
     app.register_blueprint(sidebar.bp)
     from . import share

@@ -109,9 +109,10 @@ def check_account(store, username, password):
     account = None
     if valid_username(username) and len(password) <= MAX_PASSWORD:
         account, _ = read_json(store, keys.account(username))
-    password_hash = account["password_hash"] if account else _dummy_hash()
+    # An account made by a provider's sign-in has no password: nothing matches it.
+    password_hash = (account or {}).get("password_hash") or _dummy_hash()
     matches = check_password_hash(password_hash, password[:MAX_PASSWORD])
-    if account is None or not matches:
+    if account is None or not account.get("password_hash") or not matches:
         return None
     return Account(account["uid"], username)
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from . import limits
+from . import limits, tokens
 from .accounts import (
     MAX_PASSWORD,
     MIN_PASSWORD,
@@ -46,7 +46,7 @@ def _password_rules():
     return {"min_password": MIN_PASSWORD, "max_password": MAX_PASSWORD}
 
 
-def _start_session(account):
+def start_session(account):
     """A fresh session for account: nothing of what the browser held before survives."""
     session.clear()
     login_user(account, remember=True)
@@ -76,7 +76,7 @@ def register():
                 guest_uid = session.get("guest_uid")
                 if is_valid_id(guest_uid):
                     move_conversations(store, guest_uid, uid)
-                _start_session(Account(uid, username, session_id))
+                start_session(Account(uid, username, session_id))
                 return redirect(url_for("chat.index"))
             error = "That username is taken."
     status = 400 if error else 200
@@ -100,7 +100,7 @@ def login():
             signed_in = account_sessions().open(store, account)  # None only when the account was deleted meanwhile
             if signed_in is not None:
                 target = safe_next(request.args.get("next"))
-                _start_session(signed_in)
+                start_session(signed_in)
                 return redirect(target)
             error = "Wrong username or password."
     status = 400 if error else 200
@@ -123,6 +123,7 @@ def logout_everywhere():
     """Sign out every browser and device of this account, this one included."""
     if current_user.is_authenticated:
         account_sessions().end_all(get_store(), current_user._get_current_object())
+        tokens.delete(get_store(), current_user.uid)  # a Hugging Face user's tokens go with every session
     session.clear()
     logout_user()
     flash("You are signed out everywhere.")

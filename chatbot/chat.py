@@ -19,7 +19,7 @@ from flask import (
 )
 from werkzeug.wsgi import ClosingIterator
 
-from . import events, htmx, limits
+from . import billing, events, htmx, limits
 from .conversations import NotFound
 from .identity import current_conversations, current_uid, user_required
 from .live import LiveUnavailable, get_live, id_order
@@ -107,7 +107,7 @@ def _start_reply(conversation, reply, slot):
         slot.release()
 
     get_replies().start(
-        get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=ended, conversation=conversation
+        get_store(), billing.reply_model(), slot.uid, conversation.id, reply.id, on_end=ended, conversation=conversation
     )
 
 

@@ -5,13 +5,20 @@
     users/{uid}/conversations/{cid}.json  one whole conversation
     users/{uid}/shares.json               the user's share links [{id, cid, title, created_at}], newest first
     shares/{sid}.json                     a shared snapshot {id, uid, cid, created_at, title, model, messages}
+    identities/{issuer}/{subject}.json    a provider's user -> {username, uid}: one account per identity
+                                          (issuer and subject as hashes: they are the provider's strings)
+    tokens/{uid}.json                     a Hugging Face user's tokens, encrypted {issuer, sealed, bill_to}
 
 Callers check an id's shape before making a key of it, so that no id is ever a path.
 """
 
+import hashlib
+
 ACCOUNTS = "accounts/"
 USERS = "users/"
 SHARES = "shares/"
+IDENTITIES = "identities/"
+TOKENS = "tokens/"
 
 
 def account(username):
@@ -60,3 +67,17 @@ def share_list(uid):
 def share(sid):
     """The key of the snapshot shared as sid."""
     return f"{SHARES}{sid}.json"
+
+
+def _digest(text, length):
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def identity(issuer, subject):
+    """The key of the record naming the account that the provider issuer's user subject signs in to."""
+    return f"{IDENTITIES}{_digest(issuer, 16)}/{_digest(subject, 40)}.json"
+
+
+def provider_tokens(uid):
+    """The key of user uid's Hugging Face tokens (encrypted)."""
+    return f"{TOKENS}{uid}.json"

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from zipstream import ZipStream
 
-from . import keys
+from . import identities, keys
 from .conversations import Conversations, is_valid_id
 from .shares import Shares
 from .storage import read_json
@@ -84,6 +84,9 @@ def delete_account(store, username):
     if found is None:
         return None
     count = delete_user_data(store, found["uid"]) if is_valid_id(found["uid"]) else 0
+    if is_valid_id(found["uid"]):
+        store.delete(keys.provider_tokens(found["uid"]))  # a Hugging Face user's tokens
+    identities.forget_all(store, read_json(store, keys.account(username))[0])
     # The account last: a half-done delete leaves an account to delete again, not an orphan guest.
     store.delete(keys.account(username))
     return count

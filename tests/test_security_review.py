@@ -187,7 +187,7 @@ def test_every_state_changing_route_needs_a_csrf_token(make_app):
     app = make_app(WTF_CSRF_ENABLED=True)
     client, entries = seeded_guest(app)
     cid = entries[0]["id"]
-    values = {"cid": cid, "mid": new_id(), "sid": "A" * 22, "fmt": "md"}
+    values = {"cid": cid, "mid": new_id(), "sid": "A" * 22, "fmt": "md", "provider": "huggingface"}
     posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
     assert len(posts) >= 15
     for rule in posts:

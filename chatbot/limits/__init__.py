@@ -25,6 +25,7 @@ from .rates import (
     limit_messages,
     limit_renames,
     limit_searches,
+    limit_sign_ins,
     limit_signups,
     limit_streams,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "limit_messages",
     "limit_renames",
     "limit_searches",
+    "limit_sign_ins",
     "limit_signups",
     "limit_streams",
     "login_failed",

@@ -13,6 +13,7 @@ import time
 from flask import current_app
 from limits import parse
 
+from .. import billing
 from .answers import Refused
 from .rates import client_ip, limiter
 
@@ -77,6 +78,8 @@ def _refuse(spent):
 
 def require_token_budget(uid):
     """Refuse (429) a new reply when uid, or this client's address, has used the day's budget."""
+    if billing.payer().user_pays:
+        return  # the budget caps what the operator pays for
     spent = _token_budget().exhausted(uid, client_ip())
     if spent:
         _refuse(spent)
@@ -96,6 +99,8 @@ def token_charge(uid):
     """A function charging a reply's pieces to uid and to this client's address (it needs no request: the
     reply's job calls it when the reply ends)."""
     budget, ip = _token_budget(), client_ip()
+    if billing.payer().user_pays:
+        return lambda pieces: None
     return lambda pieces: budget.charge(uid, ip, pieces)
 
 

@@ -65,6 +65,9 @@ limit_signups = limiter.shared_limit(
     deduct_when=lambda response: response.status_code == 302,
 )
 
+# Starting a provider's sign-in and coming back from it: each costs calls to the provider.
+limit_sign_ins = limiter.shared_limit(_setting("SIGN_IN_LIMIT_PER_IP"), scope="sign-ins", key_func=client_ip)
+
 
 def init_app(app):
     """Count in Redis when REDIS_URL is set (through redis_client, which knows rediss://), else in this process."""
