@@ -287,10 +287,11 @@ def write_capacity(rows, inputs):
     figures = "\n".join(f"- {row.figure}: {row.measured}" for row in rows)
     block = (
         f"Measured {stamp} on {machine()}, by `python -m bench capacity` (the machine shared with other work).\n\n"
-        f"{figures}\n\nAssumed: a reply streams for {inputs.reply_seconds:.0f} s; {model.HEADROOM:.0%} of a dyno's "
-        f"memory left free; {model.SPARE_CONNECTIONS} Redis connection kept for a console; "
-        f"{inputs.cap} streams a process (MAX_OPEN_STREAMS_PER_PROCESS at 256 threads); {inputs.connections} "
-        "Redis connections a process.\n\n"
+        f"{figures}\n\nAssumed: a reply streams for {inputs.reply_seconds:.0f} s; a process per vCPU (2 at least), "
+        "vCPUs from Heroku's compute shares (1x taken as 0.16 vCPU, the share a shared dyno is sure of); "
+        f"{model.HEADROOM:.0%} of a dyno's memory left free; {inputs.cap} streams a process "
+        f"(MAX_OPEN_STREAMS_PER_PROCESS at 256 threads); {inputs.connections} Redis connections a process, "
+        f"{model.SPARE_CONNECTIONS} kept for a console.\n\n"
         f"{model.tables(inputs)}\n"
     )
     text = RESULTS.read_text()

@@ -5,12 +5,14 @@ from dataclasses import dataclass
 
 from chatbot.live import FINISHED_TTL
 
-# Heroku's memory quotas (a dyno past its quota swaps, R14, then is stopped at twice it, R15).
+# Heroku's dyno sizes: (name, memory quota in MB, vCPUs assumed). A dyno past its quota swaps (R14). Heroku gives
+# compute in shares (devcenter.heroku.com/articles/dyno-types, 2024): 1x, 2x, 12x, 50x; Performance-L's 50x is
+# its 8 dedicated vCPUs, so 1x is taken as 0.16 vCPU, the share a shared dyno is sure of (it may burst to 4x).
 DYNOS = [
-    ("Eco / Basic / Standard-1X", 512),
-    ("Standard-2X", 1024),
-    ("Performance-M", 2560),
-    ("Performance-L", 14336),
+    ("Eco / Basic / Standard-1X", 512, 0.16),
+    ("Standard-2X", 1024, 0.32),
+    ("Performance-M", 2560, 2),
+    ("Performance-L", 14336, 8),
 ]
 # Heroku Key-Value Store plans: (name, connections, memory in MB).
 REDIS_PLANS = [("mini", 20, 25), ("premium-0", 40, 50), ("premium-2", 200, 250)]
@@ -48,14 +50,10 @@ def streams_on(measured, quota_mb, processes):
     return max(0, min(processes * measured.cap, int(free / measured.stream_mb)))
 
 
-def best_processes(measured, quota_mb):
-    """(processes, streams): the fewest processes (WEB_CONCURRENCY) holding the most streams in quota_mb."""
-    best = (1, streams_on(measured, quota_mb, 1))
-    for processes in range(2, 200):
-        streams = streams_on(measured, quota_mb, processes)
-        if streams > best[1]:
-            best = (processes, streams)
-    return best
+def processes_for(vcpus):
+    """Worker processes for a dyno (WEB_CONCURRENCY): one per vCPU (a process runs Python on one core at a
+    time), and the default 2 at least."""
+    return max(2, round(vcpus))
 
 
 def messages_per_minute(measured, streams):
@@ -64,12 +62,15 @@ def messages_per_minute(measured, streams):
 
 
 def dyno_rows(measured):
-    """One row per dyno size: (name, quota MB, processes, streams, messages a minute, cores of CPU needed)."""
+    """One row per dyno size: (name, quota MB, vCPUs, processes, streams its memory holds at the default
+    threads, messages a minute, what bounds them: "CPU" or "streams")."""
     rows = []
-    for name, quota in DYNOS:
-        processes, streams = best_processes(measured, quota)
-        per_minute = messages_per_minute(measured, streams)
-        rows.append((name, quota, processes, streams, per_minute, per_minute * measured.cpu_seconds / 60))
+    for name, quota, vcpus in DYNOS:
+        processes = processes_for(vcpus)
+        streams = streams_on(measured, quota, processes)
+        by_streams, by_cpu = messages_per_minute(measured, streams), vcpus * 60 / measured.cpu_seconds
+        bound = "CPU" if by_cpu < by_streams else "streams"
+        rows.append((name, quota, vcpus, processes, streams, min(by_streams, by_cpu), bound))
     return rows
 
 
@@ -96,11 +97,11 @@ def s3_cost(requests):
 def tables(measured):
     """The two Markdown tables of the capacity model: dynos, and Key-Value Store plans."""
     lines = [
-        "| dyno | memory | processes (`WEB_CONCURRENCY`) | streams open at once | messages a minute | CPU needed |",
-        "|---|---|---|---|---|---|",
+        "| dyno | memory | vCPU assumed | processes | streams open at once | messages a minute | bound by |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, quota, processes, streams, per_minute, cores in dyno_rows(measured):
-        lines.append(f"| {name} | {quota:,} MB | {processes} | {streams:,} | {per_minute:,.0f} | {cores:.1f} cores |")
+    for name, quota, vcpus, processes, streams, per_minute, bound in dyno_rows(measured):
+        lines.append(f"| {name} | {quota:,} MB | {vcpus:g} | {processes} | {streams:,} | {per_minute:,.0f} | {bound} |")
     lines += ["", "| Key-Value Store plan | connections | memory | processes it connects | messages a minute |"]
     lines.append("|---|---|---|---|---|")
     for name, connections, megabytes, processes, per_minute in redis_rows(measured):
