@@ -241,7 +241,7 @@ def stream_rows(idle, load, after):
             f"{load['threads']} threads (after: {after['rss']:.0f} MB; master {idle['master']:.0f} MB)",
             "—",
             None,
-            f"VmRSS and Threads of the worker (a stream's thread and its reply's job's); {how}",
+            f"VmRSS and Threads of the worker (a stream's thread, its reply's job and the job's model reader); {how}",
         ),
         Row(
             "A worker's CPU per message and its reply",
