@@ -231,3 +231,22 @@ def test_forms_may_go_to_the_provider_and_nowhere_else(make_app, issuer):
     assert f"form-action 'self' {issuer};" in policy  # Connect's answer redirects there
     plain = make_app().test_client().get("/auth/login").headers["Content-Security-Policy"]
     assert "form-action 'self';" in plain
+
+
+def test_the_callbacks_code_and_state_are_never_logged(make_app, issuer, caplog):
+    app = make_app(**sign_in_settings(issuer))
+    client = app.test_client()
+    callback = authorize(start(client), "hf-logged")
+    query = dict(part.split("=", 1) for part in callback.split("?", 1)[1].split("&"))
+    with caplog.at_level("DEBUG"):
+        answers = [client.get(callback), client.get(with_params(callback, state="a-forged-state"))]
+        for answer in answers:
+            answer.close()  # the request's line is logged when its response closes
+    assert [answer.status_code for answer in answers] == [302, 400]  # a refusal is logged too
+    # The app's lines (and Authlib's); the provider's own server and its werkzeug lines are not the app's.
+    ours = [record for record in caplog.records if record.name.split(".")[0] in ("chatbot", "authlib", "root")]
+    assert any(record.name == "chatbot.request" and "/callback" in record.getMessage() for record in ours)
+    assert any("refused" in record.getMessage() for record in ours)
+    for record in ours:
+        logged = record.getMessage() + repr(record.__dict__)
+        assert query["code"] not in logged and query["state"] not in logged, record.name
