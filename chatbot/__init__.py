@@ -2,7 +2,7 @@
 
 import os
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from . import assets, config, htmx, live, llm, logs, replies, storage
@@ -70,15 +70,23 @@ def create_app(test_config=None):
 # No inline scripts, styles or event handlers anywhere: the app's JavaScript lives in static files.
 # The app has no frames, plugins or <base>: frame-src, object-src and base-uri forbid them outright, so
 # markup that got into a page could not load a frame, a plugin, or turn the page's relative URLs elsewhere.
+# form-action also names the sign-in providers' origins (oidc.py): "Connect" posts a form whose answer
+# redirects there, and Chromium holds a form's redirects to form-action too.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'{form_targets}; "
     "frame-ancestors 'none'"
 )
 
 
+def content_security_policy(form_targets=()):
+    """The Content-Security-Policy header, forms allowed to post (or redirect) to 'self' and form_targets."""
+    return CONTENT_SECURITY_POLICY.format(form_targets="".join(f" {origin}" for origin in form_targets))
+
+
 def _security_headers(response):
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    policy = current_app.extensions.get("csp") or content_security_policy()
+    response.headers.setdefault("Content-Security-Policy", policy)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if request.endpoint != "static":

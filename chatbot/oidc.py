@@ -9,6 +9,7 @@ Hugging Face's tokens are kept (tokens.py) so that its users can pay for their o
 """
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -53,6 +54,8 @@ def _configured(config):
 
 def init_app(app):
     """Register the configured providers with Authlib, and the blueprint."""
+    from . import content_security_policy
+
     oauth = OAuth(app)
     config = app.config
     settings = {
@@ -69,8 +72,15 @@ def init_app(app):
             client_kwargs={"scope": config[scopes], "code_challenge_method": "S256"},
         )
     app.extensions["oidc"] = {"oauth": oauth, "providers": {p.name: p for p in _configured(config)}}
+    # "Connect" is a form whose answer redirects to the provider: the page's form-action must allow it.
+    app.extensions["csp"] = content_security_policy(sorted({_origin(p.issuer) for p in _configured(config)}))
     app.jinja_env.globals["sign_in_providers"] = providers
     app.register_blueprint(bp)
+
+
+def _origin(url):
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def providers():

@@ -153,3 +153,20 @@ def test_log_out_everywhere_deletes_the_stored_tokens(make_app, issuer, model):
     assert list(app.extensions["store"].keys(keys.TOKENS))
     client.post("/auth/logout-everywhere")
     assert list(app.extensions["store"].keys(keys.TOKENS)) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (401, "no longer accepts your sign-in. Sign in with Hugging Face again"),
+        (403, "does not allow inference, or your plan cannot use this model"),
+    ],
+)
+def test_a_refusal_of_the_users_own_account_is_said_plainly(make_app, issuer, model, status, said):
+    model.status = status
+    app = _app(make_app, issuer, model, INFERENCE_BILLING="user")
+    client = app.test_client()
+    sign_in(client, f"hf-refused-{status}")
+    reply = _chat(client)
+    assert reply["status"] == "error" and said in reply["error"]
+    assert model.headers[0]["authorization"] == f"Bearer {_stored_tokens(app)['access_token']}"

@@ -7,6 +7,7 @@ import pytest
 from support import guest_uid, start_conversation, stored_conversations
 from support.oidc import (
     CLIENT_ID,
+    announced_elsewhere,
     authorize,
     oidc_provider,
     set_claims,
@@ -211,3 +212,41 @@ def test_the_last_way_in_cannot_be_disconnected(make_app, issuer):
     client.post("/auth/oidc/huggingface/disconnect")
     assert "your only way to sign in" in client.get("/account/").text
     assert len(list(app.extensions["store"].keys("identities/"))) == 1
+
+
+def test_an_id_token_from_another_issuer_than_the_discovered_one_is_refused(make_app, issuer):
+    with announced_elsewhere(issuer) as announced:
+        app = make_app(**sign_in_settings(announced))
+        client = app.test_client()
+        url = start(client)
+        assert url.startswith(f"{issuer}/oauth2/authorize?")  # the endpoints are the real provider's
+        answer = client.get(authorize(url, "hf-wrong-issuer"))  # its ID token names issuer, not `announced`
+    assert answer.status_code == 400 and "did not complete" in answer.text
+    assert _account_documents(app) == {}
+    assert list(app.extensions["store"].keys("tokens/")) == []
+
+
+def test_forms_may_go_to_the_provider_and_nowhere_else(make_app, issuer):
+    policy = make_app(**sign_in_settings(issuer)).test_client().get("/auth/login").headers["Content-Security-Policy"]
+    assert f"form-action 'self' {issuer};" in policy  # Connect's answer redirects there
+    plain = make_app().test_client().get("/auth/login").headers["Content-Security-Policy"]
+    assert "form-action 'self';" in plain
+
+
+def test_the_callbacks_code_and_state_are_never_logged(make_app, issuer, caplog):
+    app = make_app(**sign_in_settings(issuer))
+    client = app.test_client()
+    callback = authorize(start(client), "hf-logged")
+    query = dict(part.split("=", 1) for part in callback.split("?", 1)[1].split("&"))
+    with caplog.at_level("DEBUG"):
+        answers = [client.get(callback), client.get(with_params(callback, state="a-forged-state"))]
+        for answer in answers:
+            answer.close()  # the request's line is logged when its response closes
+    assert [answer.status_code for answer in answers] == [302, 400]  # a refusal is logged too
+    # The app's lines (and Authlib's); the provider's own server and its werkzeug lines are not the app's.
+    ours = [record for record in caplog.records if record.name.split(".")[0] in ("chatbot", "authlib", "root")]
+    assert any(record.name == "chatbot.request" and "/callback" in record.getMessage() for record in ours)
+    assert any("refused" in record.getMessage() for record in ours)
+    for record in ours:
+        logged = record.getMessage() + repr(record.__dict__)
+        assert query["code"] not in logged and query["state"] not in logged, record.name

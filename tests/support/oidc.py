@@ -4,8 +4,11 @@ sign-in round trip without JavaScript: the app's test client and plain HTTP to t
 The provider plays Hugging Face: tests point HF_OAUTH_ISSUER at it, so billing runs as in production.
 """
 
+import json
+import threading
 from contextlib import contextmanager
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -20,6 +23,35 @@ def oidc_provider(access_token_max_age=timedelta(hours=1)):
     """A provider on a free loopback port; yields its issuer URL."""
     with run_server_in_thread(port=0, require_nonce=True, access_token_max_age=access_token_max_age) as server:
         yield f"http://localhost:{server.server_port}"
+
+
+@contextmanager
+def announced_elsewhere(issuer):
+    """A tiny server whose discovery document announces itself as the issuer (as a provider at its address
+    would) while every endpoint is still issuer's: the ID tokens then name issuer, not the one discovered.
+    Yields its URL, to configure as the issuer."""
+
+    class Discovery(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            document = httpx.get(f"{issuer}{self.path}").json() | {"issuer": announced}
+            body = json.dumps(document).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Discovery)
+    announced = f"http://127.0.0.1:{server.server_port}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield announced
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def set_claims(issuer, sub, **claims):
