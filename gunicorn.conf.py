@@ -6,8 +6,8 @@ import sys
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Threaded workers: an open event stream holds a thread while it waits for the reply's next event
-# (an idle thread costs little memory and no CPU), and the model clients (llama.cpp, huggingface_hub)
-# are blocking code that an event loop could not interrupt. 256 threads hold 200+ streams a process.
+# (an idle thread costs little memory and no CPU), and the model client (huggingface_hub, for both
+# backends) is blocking code that an event loop could not interrupt. 256 threads hold 200+ streams a process.
 worker_class = "gthread"
 # The app reads the same setting (chatbot/config.py, same default): it keeps a fifth of them free of streams
 # (MAX_OPEN_STREAMS_PER_PROCESS), so page views, health checks and log-ins always find a thread.

@@ -3,7 +3,10 @@
 import argparse
 import time
 
-from . import first_token, lighthouse, live, pages, serving  # noqa: F401  (importing them registers their benchmarks)
+from . import first_token, lighthouse, live, pages, plans, serving  # noqa: F401  (importing them registers their benchmarks)
+
+# isort: split
+from . import capacity  # noqa: F401  (last: it is built from the figures above, and runs after them)
 from .registry import BENCHMARKS
 from .report import table, write_results
 from .servers import Servers

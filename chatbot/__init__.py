@@ -2,7 +2,7 @@
 
 import os
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from . import assets, config, htmx, live, llm, logs, replies, storage
@@ -40,13 +40,16 @@ def create_app(test_config=None):
     replies.init_app(app)
     assets.init_app(app)  # static files under hashed names through WhiteNoise; pages compressed
 
-    from . import auth, capacity, chat, limits, security, sidebar
+    from . import auth, chat, identity, limits, security, sidebar
 
     security.init_app(app)  # first: the client's real address and scheme, for everything after
-    limits.init_app(app)
-    capacity.init_app(app)  # open streams and the daily token budget, counted where the limits are
-    auth.init_app(app)
+    limits.init_app(app)  # rate limits, reply slots, token budgets, open streams
+    identity.init_app(app)
     app.register_blueprint(auth.bp)
+    from . import billing, oidc
+
+    oidc.init_app(app)  # sign in with Hugging Face, or another OpenID Connect provider
+    billing.init_app(app)  # who pays for a reply
     app.register_blueprint(chat.bp)
     app.register_blueprint(sidebar.bp)
     from . import share
@@ -67,15 +70,23 @@ def create_app(test_config=None):
 # No inline scripts, styles or event handlers anywhere: the app's JavaScript lives in static files.
 # The app has no frames, plugins or <base>: frame-src, object-src and base-uri forbid them outright, so
 # markup that got into a page could not load a frame, a plugin, or turn the page's relative URLs elsewhere.
+# form-action also names the sign-in providers' origins (oidc.py): "Connect" posts a form whose answer
+# redirects there, and Chromium holds a form's redirects to form-action too.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'{form_targets}; "
     "frame-ancestors 'none'"
 )
 
 
+def content_security_policy(form_targets=()):
+    """The Content-Security-Policy header, forms allowed to post (or redirect) to 'self' and form_targets."""
+    return CONTENT_SECURITY_POLICY.format(form_targets="".join(f" {origin}" for origin in form_targets))
+
+
 def _security_headers(response):
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    policy = current_app.extensions.get("csp") or content_security_policy()
+    response.headers.setdefault("Content-Security-Policy", policy)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if request.endpoint != "static":

@@ -5,8 +5,8 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 
-from . import capacity, events, htmx, limits
-from .auth import current_conversations, current_uid, user_required
+from . import billing, events, htmx, limits
+from .identity import current_conversations, current_uid, user_required
 from .llm import get_llm
 from .replies import get_replies
 from .storage import get_store
@@ -61,7 +61,7 @@ def _reply(store_reply, answer, mid=None):
     ends. The answer is answer(conversation, reply) for htmx; without JavaScript, the request waits for
     the reply (its job goes on if the request is cut), then shows the conversation.
     """
-    capacity.require_token_budget(current_uid())
+    limits.require_token_budget(current_uid())
     slot = limits.take_reply_slot(current_uid())
     try:
         conversation, reply = store_reply()
@@ -82,14 +82,14 @@ def _reply(store_reply, answer, mid=None):
 def _start_job(conversation, reply, slot):
     """Generate the reply on the server, now, in a job no request owns; it holds the slot until it ends,
     then its pieces are charged to the daily token budgets of the user and of this client's address."""
-    charge = capacity.token_charge(slot.uid)  # the address is this request's: the job has none
+    charge = limits.token_charge(slot.uid)  # the address is this request's: the job has none
 
     def ended(pieces):
+        charge(pieces)  # before the slot is free: a reply asked for meanwhile counts them, spent or running
         slot.release()
-        charge(pieces)
 
     get_replies().start(
-        get_store(), get_llm(), slot.uid, conversation.id, reply.id, on_end=ended, conversation=conversation
+        get_store(), billing.reply_model(), slot.uid, conversation.id, reply.id, on_end=ended, conversation=conversation
     )
 
 

@@ -86,11 +86,8 @@ def _check_models():
     """Print each model's status; return the problems that make a release unsafe."""
     backend = get_llm()
     problems = []
-    click.echo(
-        f"Backend: {current_app.config['LLM_BACKEND']}"
-        + (" via HF_BASE_URL" if getattr(backend, "base_url", None) else "")
-    )
-    problem = getattr(backend, "problem", lambda: None)()
+    click.echo(f"Backend: {current_app.config['LLM_BACKEND']}" + (" via HF_BASE_URL" if backend.base_url else ""))
+    problem = backend.problem()
     if problem and current_app.config["LLM_BACKEND"] == "local":
         problems.append(
             f"replies would come from the local model, which cannot run here ({problem}): "
@@ -98,7 +95,7 @@ def _check_models():
         )
     elif problem:
         problems.append(problem)
-    token_problem = getattr(backend, "check_token", lambda: None)()
+    token_problem = backend.check_token()
     if token_problem:
         problems.append(token_problem)
     statuses = backend.check_models()

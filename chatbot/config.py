@@ -115,29 +115,33 @@ def from_environment():
     """Return the app's settings read from environment variables."""
     hf_token = os.environ.get("HF_TOKEN") or os.environ.get("HF_KEY") or None
     backend = (os.environ.get("LLM_BACKEND") or ("huggingface" if hf_token else "local")).lower()
-    return security_settings() | {
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or DEV_SECRET_KEY,
-        "STORAGE_URL": os.environ.get("STORAGE_URL") or None,
-        "LLM_BACKEND": backend,
-        "HF_TOKEN": hf_token,
-        "HF_BASE_URL": os.environ.get("HF_BASE_URL") or None,
-        "HF_PROVIDER": os.environ.get("HF_PROVIDER") or None,
-        "HF_TIMEOUT": _number("HF_TIMEOUT", 60.0, float),
-        "LOCAL_MODEL_PATH": os.environ.get("LOCAL_MODEL_PATH") or None,
-        "CHATBOT_MODELS": _list("CHATBOT_MODELS"),
-        "SYSTEM_PROMPT": os.environ.get("SYSTEM_PROMPT") or None,
-        "TEMPERATURE": _number("TEMPERATURE", GENERATION_DEFAULTS["TEMPERATURE"], float),
-        "TOP_P": _number("TOP_P", GENERATION_DEFAULTS["TOP_P"], float),
-        "MAX_TOKENS": _number("MAX_TOKENS", GENERATION_DEFAULTS["MAX_TOKENS"]),
-        "CONTEXT_CHARS": _number("CONTEXT_CHARS", GENERATION_DEFAULTS["CONTEXT_CHARS"]),
-        "REDIS_URL": os.environ.get("REDIS_URL") or None,
-        "MAX_MESSAGE_CHARS": _number("MAX_MESSAGE_CHARS", 8000),
-        "ALLOW_GUESTS": _flag("ALLOW_GUESTS", True),
-        "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE", False),
-        "LOG_FORMAT": (os.environ.get("LOG_FORMAT") or "").strip().lower() or None,  # None: by debug mode
-        "CHECK_MODELS": _flag("CHECK_MODELS", None),  # None: at start-up, except in tests
-        **{name: _number(name, default, float) for name, default in TIMING_DEFAULTS.items()},
-    }
+    return (
+        security_settings()
+        | sign_in_settings()
+        | {
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or DEV_SECRET_KEY,
+            "STORAGE_URL": os.environ.get("STORAGE_URL") or None,
+            "LLM_BACKEND": backend,
+            "HF_TOKEN": hf_token,
+            "HF_BASE_URL": os.environ.get("HF_BASE_URL") or None,
+            "HF_PROVIDER": os.environ.get("HF_PROVIDER") or None,
+            "HF_TIMEOUT": _number("HF_TIMEOUT", 60.0, float),
+            "LOCAL_MODEL_PATH": os.environ.get("LOCAL_MODEL_PATH") or None,
+            "CHATBOT_MODELS": _list("CHATBOT_MODELS"),
+            "SYSTEM_PROMPT": os.environ.get("SYSTEM_PROMPT") or None,
+            "TEMPERATURE": _number("TEMPERATURE", GENERATION_DEFAULTS["TEMPERATURE"], float),
+            "TOP_P": _number("TOP_P", GENERATION_DEFAULTS["TOP_P"], float),
+            "MAX_TOKENS": _number("MAX_TOKENS", GENERATION_DEFAULTS["MAX_TOKENS"]),
+            "CONTEXT_CHARS": _number("CONTEXT_CHARS", GENERATION_DEFAULTS["CONTEXT_CHARS"]),
+            "REDIS_URL": os.environ.get("REDIS_URL") or None,
+            "MAX_MESSAGE_CHARS": _number("MAX_MESSAGE_CHARS", 8000),
+            "ALLOW_GUESTS": _flag("ALLOW_GUESTS", True),
+            "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE", False),
+            "LOG_FORMAT": (os.environ.get("LOG_FORMAT") or "").strip().lower() or None,  # None: by debug mode
+            "CHECK_MODELS": _flag("CHECK_MODELS", None),  # None: at start-up, except in tests
+            **{name: _number(name, default, float) for name, default in TIMING_DEFAULTS.items()},
+        }
+    )
 
 
 def validate(app):
@@ -162,6 +166,13 @@ def validate(app):
             f"SECRET_KEY must be at least {MIN_SECRET_KEY} characters: a shorter one can be guessed. "
             'Make one with python -c "import secrets; print(secrets.token_hex(32))".'
         )
+    if config["INFERENCE_BILLING"] not in BILLING_MODES:
+        raise ConfigError(f"INFERENCE_BILLING must be one of {', '.join(BILLING_MODES)}")
+    if config["INFERENCE_BILLING"] != "operator" and not config["HF_OAUTH_CLIENT_ID"]:
+        raise ConfigError(
+            f"INFERENCE_BILLING={config['INFERENCE_BILLING']} needs Sign in with Hugging Face: "
+            "set HF_OAUTH_CLIENT_ID and HF_OAUTH_CLIENT_SECRET (README, Sign in with Hugging Face)"
+        )
     if config["TRUSTED_PROXY_HOPS"] < 0:
         raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or how many proxies are in front (1 on Heroku)")
     _check_timings(config)
@@ -185,6 +196,31 @@ def _check_timings(config):
             raise ConfigError(f"{requirement}. Now {now}.")
 
 
+# Who pays for a reply: the operator's HF_TOKEN, the signed-in Hugging Face user, or the user when they can.
+BILLING_MODES = ("operator", "user", "user-first")
+HF_OAUTH_SCOPES = "openid profile inference-api"
+
+
+def sign_in_settings():
+    """The settings of Sign in with Hugging Face, of another OpenID Connect provider, and of billing."""
+    return {
+        "HF_OAUTH_ISSUER": (os.environ.get("HF_OAUTH_ISSUER") or "https://huggingface.co").rstrip("/"),
+        "HF_OAUTH_CLIENT_ID": os.environ.get("HF_OAUTH_CLIENT_ID") or None,
+        "HF_OAUTH_CLIENT_SECRET": os.environ.get("HF_OAUTH_CLIENT_SECRET") or None,
+        # read-billing too lets the user pick an organisation to bill.
+        "HF_OAUTH_SCOPES": os.environ.get("HF_OAUTH_SCOPES") or HF_OAUTH_SCOPES,
+        "OIDC_ISSUER": (os.environ.get("OIDC_ISSUER") or "").rstrip("/") or None,
+        "OIDC_CLIENT_ID": os.environ.get("OIDC_CLIENT_ID") or None,
+        "OIDC_CLIENT_SECRET": os.environ.get("OIDC_CLIENT_SECRET") or None,
+        "OIDC_SCOPES": os.environ.get("OIDC_SCOPES") or "openid profile email",
+        "OIDC_LABEL": os.environ.get("OIDC_LABEL") or "Sign in with single sign-on",
+        # The callback's address as the provider knows it; by default this request's (behind ProxyFix).
+        "OAUTH_REDIRECT_BASE": (os.environ.get("OAUTH_REDIRECT_BASE") or "").rstrip("/") or None,
+        "INFERENCE_BILLING": (os.environ.get("INFERENCE_BILLING") or "operator").strip().lower(),
+        "TOKEN_ENCRYPTION_KEY": os.environ.get("TOKEN_ENCRYPTION_KEY") or None,
+    }
+
+
 # gunicorn's threads per process (gunicorn.conf.py reads GUNICORN_THREADS with this default too).
 DEFAULT_THREADS = 256
 
@@ -198,6 +234,7 @@ LIMIT_DEFAULTS = {
     "STREAM_LIMIT": "60 per minute",  # opening a reply's event stream
     "STREAM_LIMIT_PER_IP": "180 per minute",
     "SIGNUP_LIMIT_PER_IP": "5 per hour",  # accounts created
+    "SIGN_IN_LIMIT_PER_IP": "30 per minute; 300 per hour",  # a provider's sign-in started or come back
     "COPY_LIMIT": "10 per minute; 100 per day",  # share links made and "Continue this chat": each copies a conversation
     "COPY_LIMIT_PER_IP": "30 per minute; 300 per day",
     "EXPORT_LIMIT": "10 per hour",  # "Download all my data": each reads every stored conversation
@@ -229,6 +266,9 @@ def security_settings():
         "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
         **{name: _limit(name) for name in LIMIT_DEFAULTS},
         "MAX_REPLIES_AT_ONCE": _number("MAX_REPLIES_AT_ONCE", 2),
+        # Replies asked for from one client address at once (fresh guest cookies are new users); None: three
+        # times MAX_REPLIES_AT_ONCE (limits/slots/).
+        "MAX_REPLIES_AT_ONCE_PER_IP": _number("MAX_REPLIES_AT_ONCE_PER_IP", None),
         # Tokens (the model's pieces) one user, and one client address, may have generated a day; 0: no budget.
         "DAILY_TOKEN_BUDGET": _number("DAILY_TOKEN_BUDGET", 100_000),
         "DAILY_TOKEN_BUDGET_PER_IP": _number("DAILY_TOKEN_BUDGET_PER_IP", 300_000),

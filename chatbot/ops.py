@@ -54,13 +54,13 @@ def _storage_check():
 
 def _model_check():
     backend = get_llm()
-    problem = getattr(backend, "problem", lambda: None)()
+    problem = backend.problem()
     check = {"ok": problem is None, "backend": current_app.config["LLM_BACKEND"]}
     if problem:
         check["error"] = problem
-    models = getattr(backend, "available_models", lambda: backend.models)()
+    models = backend.available_models()
     check["default_model"] = models[0] if models else None
-    unavailable = getattr(backend, "unavailable_models", frozenset)()
+    unavailable = backend.unavailable_models()
     if unavailable:
         check["unavailable_models"] = sorted(unavailable)
     return check

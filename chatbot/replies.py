@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from . import events, logs
 from .conversations import DONE, ERROR, INTERRUPTED, STOPPED, Conversations, NotFound
 from .generation import Settings, build_prompt, start_model
-from .live import LiveUnavailable
+from .live import LiveFull, LiveUnavailable
 from .llm import LLMError
 from .render import LiveMarkdown
 from .storage import StorageError
@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 EMPTY_REPLY = "The model sent an empty reply (the conversation may be too long for it). Please retry."
 LIVE_DOWN = "Live replies are unavailable right now, so this reply was cut short. What was generated is kept."
+LIVE_FULL = (
+    "The server has no room left for live replies right now, so this reply was cut short. "
+    "What was generated is kept. Please retry in a few minutes."
+)
 SHUTDOWN_NOTE = "The server restarted before the reply finished. What was generated is kept."
 UNSAVED_REPLY = "The reply could not be saved: conversations cannot be reached right now. Please retry."
 SAVE_FAILED = "The reply could not be saved because of an error on our side. Please retry."
@@ -136,19 +140,21 @@ class Job:
         self.key = reply_key(cid, mid)
         self.conversation = conversation  # as just stored, when the caller has it: no read before the model starts
         self.on_end = on_end  # on_end(pieces) once the reply ends (before its title), whatever the outcome
-        self.live_down = False
+        self.live_down = self.live_full = False  # full: Redis refused to store more
         self.pieces = 0  # the model's pieces, once the generation ended
         self.ended, self.logged = False, None  # the reply is over; the id of the last event this job logged
 
     def emit(self, kind, **data):
         """Log an event for the streams (True when logged); once the live backend failed, the job goes on without it."""
-        if self.live_down or not self._log_is_ours():
+        # A full Redis: the backend freed this reply's log, so its end (the error) fits and tells its readers at once.
+        if (self.live_down and not (self.live_full and kind in (events.FINAL, events.DONE))) or not self._log_is_ours():
             return False
         try:
             self.logged = self.live.append(self.key, {"kind": kind, **data})
+            self.live_down = False
         except LiveUnavailable as error:
             logger.error("live backend failed during a reply: %s", error)
-            self.live_down = True
+            self.live_down, self.live_full = True, isinstance(error, LiveFull)
         return not self.live_down
 
     def _log_is_ours(self):
@@ -222,7 +228,7 @@ class Job:
     def _must_end(self):
         """(status, error) when the job must end before the model does, else None."""
         if self.live_down:
-            return ERROR, LIVE_DOWN
+            return ERROR, LIVE_FULL if self.live_full else LIVE_DOWN
         if self._stop_requested():
             return STOPPED, None
         if self.past_deadline():
@@ -303,9 +309,7 @@ class Replies:
     """Starts reply jobs, and keeps track of those running in this process (for a graceful shutdown)."""
 
     def __init__(self, live, settings, pace, log_reply=logs.log_reply):
-        self.live = live
-        self.settings, self.pace = settings, pace
-        self._log_reply = log_reply
+        self.live, self.settings, self.pace, self._log_reply = live, settings, pace, log_reply
         self._threads = set()  # the running jobs' threads
         self._lock = threading.Lock()
         self._deadline = None
@@ -353,9 +357,8 @@ class Replies:
 
     def stop(self, conversations, cid, mid):
         """Stop a reply wherever its job runs; a reply whose job died is stopped in storage."""
-        conversation = conversations.stop_reply(
-            cid, mid, self.pace.lease
-        )  # NotFound for a reply that is not this user's
+        # NotFound for a reply that is not this user's.
+        conversation = conversations.stop_reply(cid, mid, self.pace.lease)
         self.live.request_stop(reply_key(cid, mid))
         return conversation
 

@@ -10,7 +10,7 @@ Everything here is a link or a form, so it all works without JavaScript.
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
 from . import limits
-from .auth import current_conversations, current_uid, user_required
+from .identity import current_conversations, current_uid, user_required
 from .shares import Shares, read_snapshot
 from .storage import get_store
 

@@ -1,6 +1,6 @@
 """Shared snapshots of conversations: read-only links that anyone who has them can read.
 
-Keys (in the same Store as the conversations, so on S3 in production):
+Keys (keys.py; in the same Store as the conversations, so on S3 in production):
     shares/{sid}.json        {id, uid, cid, created_at, title, model, messages: [{role, content, model}]}
     users/{uid}/shares.json  [{id, cid, title, created_at}], newest first: the owner's links
 
@@ -8,7 +8,7 @@ A snapshot is a copy made when the link is made, so it never changes when the
 conversation does. Its id is random (128 bits from `secrets`) and has nothing
 to do with the conversation's id, so a link tells nothing about anything else.
 Who may revoke a link is what the owner's list says: the list moves with the
-rest of a guest's data when the guest signs up (auth.move_conversations).
+rest of a guest's data when the guest signs up (accounts.move_conversations).
 Deleting a conversation revokes its links; deleting all of a user's data
 revokes all of them (see the README, "Sharing").
 """
@@ -16,6 +16,7 @@ revokes all of them (see the README, "Sharing").
 import re
 import secrets
 
+from . import keys
 from .conversations import CapReached, NotFound, now
 from .storage import read_json, update_json
 
@@ -37,7 +38,7 @@ def is_share_id(value):
 def _share_key(sid):
     if not is_share_id(sid):
         raise NotFound(sid)
-    return f"shares/{sid}.json"
+    return keys.share(sid)
 
 
 def read_snapshot(store, sid):
@@ -74,7 +75,7 @@ class Shares:
         self.uid = uid
 
     def _index_key(self):
-        return f"users/{self.uid}/shares.json"
+        return keys.share_list(self.uid)
 
     def links(self, cid=None):
         """The user's links, newest first; with cid, only that conversation's."""

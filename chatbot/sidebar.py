@@ -7,8 +7,8 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
 from . import htmx, limits
-from .auth import current_conversations, user_required
 from .conversations import INDEX_PAGE, MAX_TITLE_CHARS, NotFound
+from .identity import current_conversations, user_required
 from .llm import get_llm
 from .shares import Shares
 

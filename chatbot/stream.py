@@ -20,7 +20,7 @@ import time
 from flask import Response, current_app, render_template, stream_with_context
 from werkzeug.wsgi import ClosingIterator
 
-from . import capacity, events
+from . import events, limits
 from .conversations import NotFound
 from .live import LiveUnavailable, get_live, id_order
 from .replies import get_replies, reply_key
@@ -43,7 +43,7 @@ def open_stream(conversations, cid, message, resume_id):
     if message.finished and _log_is_over(cid, mid, after):
         # Nothing more will come: the finished reply at once (a stream reopened after the end).
         return _event_stream(iter(_the_end(conversations, cid, mid)))
-    closed = capacity.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
+    closed = limits.open_stream(conversations.uid)  # each open stream holds a thread while the reply lasts
     return _event_stream(_follow(conversations, cid, mid, after), on_close=closed)
 
 
@@ -56,7 +56,7 @@ def wait_for_reply(cid, mid):
     """
     config = current_app.config
     key, after, deadline = reply_key(cid, mid), None, time.monotonic() + config["NO_JS_WAIT_SECONDS"]
-    with capacity.thread_for_waiting() as may_wait:
+    with limits.thread_for_waiting() as may_wait:
         try:
             while may_wait and time.monotonic() < deadline:
                 found = get_live().read(key, after, timeout=config["STREAM_READ_SECONDS"])

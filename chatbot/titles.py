@@ -8,7 +8,9 @@ from .llm import LLMError
 TITLE_PROMPT = "Give this conversation a descriptive, 5-word title with no emojis"
 TITLE_WORDS = 6
 
-_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d]")
+# Emojis, and what a model's broken output can hold: half an emoji (a lone surrogate, which no JSON
+# document can store) and the replacement character.
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d\ud800-\udfff\ufffd]")
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.S | re.I)
 _QUOTES = " \"'`“”‘’*_#"
 # A first line that introduces the title on the next one: "Here's a 5-word description of the conversation:".

@@ -1,7 +1,7 @@
 """Everything stored about a user, as a whole: list, export, delete, purge guests, count usage.
 
 Works on the stored documents under the keys the rest of the app uses
-(users/{uid}/..., accounts/{username}.json), for the operator's commands
+(keys.py: users/{uid}/..., accounts/{username}.json), for the operator's commands
 (cli.py) and a user's own account page (account.py). Nothing here knows
 about HTTP or click.
 """
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from zipstream import ZipStream
 
-from .auth import account_key
+from . import identities, keys
 from .conversations import Conversations, is_valid_id
 from .shares import Shares
 from .storage import read_json
@@ -20,13 +20,8 @@ from .storage import read_json
 
 def _user_ids(store):
     """The ids of every user with something stored under users/{uid}/, sorted."""
-    uids = set()
-    for key in store.keys("users/"):
-        # users/{uid}/index.json or users/{uid}/conversations/{cid}.json
-        parts = key.split("/")
-        if len(parts) >= 3 and is_valid_id(parts[1]):
-            uids.add(parts[1])
-    return sorted(uids)
+    uids = {keys.uid_of(key) for key in store.keys(keys.USERS)}
+    return sorted(uid for uid in uids if is_valid_id(uid))
 
 
 def _parse_time(value):
@@ -36,14 +31,15 @@ def _parse_time(value):
 def accounts(store):
     """Every account as {username, uid, created_at}, by username."""
     found = []
-    for key in sorted(store.keys("accounts/")):
-        if not key.endswith(".json"):
+    for key in sorted(store.keys(keys.ACCOUNTS)):
+        username = keys.username_of(key)
+        if username is None:
             continue
         document, _ = read_json(store, key)
         if document is not None:
             found.append(
                 {
-                    "username": key[len("accounts/") : -len(".json")],
+                    "username": username,
                     "uid": document.get("uid"),
                     "created_at": document.get("created_at"),
                 }
@@ -53,7 +49,7 @@ def accounts(store):
 
 def account(store, username):
     """One account as {username, uid, created_at}, or None."""
-    document, _ = read_json(store, account_key(username))
+    document, _ = read_json(store, keys.account(username))
     if document is None:
         return None
     return {"username": username, "uid": document.get("uid"), "created_at": document.get("created_at")}
@@ -66,21 +62,20 @@ def user_index(store, uid):
 
 def conversation_keys(store, uid):
     """The keys of every conversation stored for uid."""
-    prefix = f"users/{uid}/conversations/"
-    return [key for key in store.keys(prefix) if key.endswith(".json")]
+    return [key for key in store.keys(keys.conversations(uid)) if key.endswith(".json")]
 
 
 def delete_user_data(store, uid):
     """Delete every conversation of uid, then revoke its share links, then its index; return how many went."""
-    keys = conversation_keys(store, uid)
-    for key in keys:
+    deleting = conversation_keys(store, uid)
+    for key in deleting:
         store.delete(key)
     # After the conversations: a link being made meanwhile that this revoke misses then finds its
     # conversation gone and takes itself back (shares.Shares.create).
     Shares(store, uid).revoke_all()
     # The index last: until then the sidebar lists what is still there, never what is gone.
-    store.delete(f"users/{uid}/index.json")
-    return len(keys)
+    store.delete(keys.index(uid))
+    return len(deleting)
 
 
 def delete_account(store, username):
@@ -89,8 +84,11 @@ def delete_account(store, username):
     if found is None:
         return None
     count = delete_user_data(store, found["uid"]) if is_valid_id(found["uid"]) else 0
+    if is_valid_id(found["uid"]):
+        store.delete(keys.provider_tokens(found["uid"]))  # a Hugging Face user's tokens
+    identities.forget_all(store, read_json(store, keys.account(username))[0])
     # The account last: a half-done delete leaves an account to delete again, not an orphan guest.
-    store.delete(account_key(username))
+    store.delete(keys.account(username))
     return count
 
 
@@ -138,7 +136,7 @@ def usage(store, days, at=None):
             updated = _parse_time(entry.get("updated_at"))
             if updated is None or updated.date() < first_day:
                 continue
-            document, _ = read_json(store, f"users/{uid}/conversations/{entry['id']}.json")
+            document, _ = read_json(store, keys.conversation(uid, entry["id"]))
             for message in (document or {}).get("messages", []):
                 created = _parse_time(message.get("created_at"))
                 if created is None or not first_day <= created.date() <= today:

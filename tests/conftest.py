@@ -16,7 +16,8 @@ def clean_environment(monkeypatch):
 
 
 class CountingLocalLLM(LocalLLM):
-    """The real local model, counting its generations: a test not marked `model` must not run it."""
+    """The real local model (llama.cpp's server in a child process), counting its generations: a test not
+    marked `model` must not run it."""
 
     generations = 0
 
@@ -48,8 +49,11 @@ def model_path():
 
 @pytest.fixture(scope="session")
 def local_llm(model_path):
-    """One real llama.cpp model for the whole session; it loads on first use, once (it is shared)."""
-    return CountingLocalLLM(model_path=model_path)
+    """One real llama.cpp model for the whole session, the app's local backend: its server, a child process,
+    starts on first use, once (it is shared), and stops at the end of the session."""
+    llm = CountingLocalLLM(model_path=model_path)
+    yield llm
+    llm.close()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from chatbot import keys
 from support import guest_uid, start_conversation, stored_conversations
 
 
@@ -91,7 +92,7 @@ def test_delete_all_conversations_asks_first(app, client):
     assert response.status_code == 302
     assert "Deleted 2 conversations." in client.get(response.headers["Location"]).get_data(as_text=True)
     store = app.extensions["store"]
-    assert list(store.keys(f"users/{uid}/")) == []
+    assert list(store.keys(keys.user(uid))) == []
     assert [document["messages"][0]["content"] for document in stored_conversations(app)] == ["Someone else's"]
 
 
@@ -110,11 +111,11 @@ def test_delete_account_needs_the_password(app, client):
     assert "Delete my account" in page
     wrong = post_form(client, "/account/delete", password="not the password")
     assert wrong.status_code == 400 and "Nothing was deleted" in wrong.get_data(as_text=True)
-    assert store.read("accounts/alice.json") is not None and len(stored_conversations(app)) == 1
+    assert store.read(keys.account("alice")) is not None and len(stored_conversations(app)) == 1
 
     right = post_form(client, "/account/delete", password="correct horse battery")
     assert right.status_code == 302
-    assert store.read("accounts/alice.json") is None
+    assert store.read(keys.account("alice")) is None
     assert stored_conversations(app) == []
     home = client.get("/").get_data(as_text=True)
     assert "Your account and its conversations are deleted." in home

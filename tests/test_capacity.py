@@ -8,6 +8,7 @@ its conversation's title was being made.
 import runpy
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -147,6 +148,98 @@ def test_the_daily_token_budget_holds_per_address_for_fresh_guests(make_app):
     elsewhere = app.test_client()
     elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"  # another address has its own budget
     assert elsewhere.post("/new", data={"text": "hello"}, headers=HTMX).status_code == 200
+
+
+def send_at_once(app, count, address):
+    """count fresh guests (a new cookie each) from one address send a first message at the same moment;
+    return the answers in order."""
+
+    def send(number):
+        guest = app.test_client()
+        guest.environ_base["REMOTE_ADDR"] = address
+        return guest.post("/new", data={"text": f"message {number}"}, headers=HTMX)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(send, range(count)))
+
+
+def refused_in_the_composer(response, words):
+    """The 429 an htmx send gets: said above the composer (which keeps the text), with a Retry-After."""
+    return (
+        response.status_code == 429
+        and int(response.headers["Retry-After"]) > 0
+        and response.headers["HX-Retarget"] == "#composer-error"
+        and words in response.text
+    )
+
+
+@pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def test_fresh_guests_from_one_address_have_at_most_its_replies_at_once(make_app, request, backend):
+    """Reply slots are per user, and a new cookie is a new user: the address has a cap of its own, or every
+    reply started before the first one ends would pass the address's token budget."""
+    shared = {"REDIS_URL": request.getfixturevalue("redis_server").url} if backend == "redis" else {}
+    app = make_app(MAX_REPLIES_AT_ONCE=1, MAX_REPLIES_AT_ONCE_PER_IP=3, **shared)
+    model = app.extensions["llm"] = BlockingLLM()  # every reply waits: they all run at once
+    address = f"198.51.100.{secrets.randbelow(250) + 1}"  # its own counters in the session's Redis
+    try:
+        answers = send_at_once(app, 20, address)
+        assert sorted(response.status_code for response in answers) == [200] * 3 + [429] * 17
+        refused = [response for response in answers if response.status_code == 429]
+        assert all(refused_in_the_composer(response, "your network") for response in refused)
+        without_javascript = app.test_client()
+        without_javascript.environ_base["REMOTE_ADDR"] = address
+        page = without_javascript.post("/new", data={"text": "kept for later"})
+        assert page.status_code == 429 and ">kept for later</textarea>" in page.text
+        elsewhere = app.test_client()
+        elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.9"  # another address has slots of its own
+        assert elsewhere.post("/new", data={"text": "hello"}, headers=HTMX).status_code == 200
+    finally:
+        model.release.set()
+    app.extensions["replies"].wait_for_jobs(30)
+    assert [response.status_code for response in send_at_once(app, 3, address)] == [200] * 3  # given back
+
+
+def test_replies_at_once_per_address_default_to_three_times_those_per_user(make_app, monkeypatch):
+    monkeypatch.setenv("MAX_REPLIES_AT_ONCE", "4")
+    assert make_app().extensions["reply_slots"].limit_per_ip == 12
+    assert make_app(MAX_REPLIES_AT_ONCE=1).config["MAX_REPLIES_AT_ONCE_PER_IP"] == 3
+    monkeypatch.setenv("MAX_REPLIES_AT_ONCE_PER_IP", "5")
+    assert make_app().extensions["reply_slots"].limit_per_ip == 5
+
+
+@pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def test_replies_started_at_once_cannot_overrun_the_address_budget_by_more_than_one_reply(make_app, request, backend):
+    """Each reply being written may still take MAX_TOKENS: a new one starts only while the budget has room
+    for them all, so replies asked for at once overrun the address's budget by one reply at most."""
+    shared = {"REDIS_URL": request.getfixturevalue("redis_server").url} if backend == "redis" else {}
+    app = make_app(MAX_TOKENS=100, DAILY_TOKEN_BUDGET_PER_IP=250, MAX_REPLIES_AT_ONCE_PER_IP=10, **shared)
+    model = app.extensions["llm"] = BlockingLLM()
+    model.pieces = ["word "] * 100  # a FAKE model writing replies of MAX_TOKENS pieces
+    address = f"203.0.113.{secrets.randbelow(250) + 1}"  # its own counters in the session's Redis
+    try:
+        answers = send_at_once(app, 20, address)
+        assert sorted(response.status_code for response in answers) == [200] * 3 + [429] * 17  # 250 > 2 x 100
+        refused = [response for response in answers if response.status_code == 429]
+        assert all(refused_in_the_composer(response, "being written") for response in refused)
+    finally:
+        model.release.set()
+    app.extensions["replies"].wait_for_jobs(30)
+    spent = send_at_once(app, 1, address)[0]  # 300 pieces against 250: the day's budget is used
+    assert refused_in_the_composer(spent, "your network has used")
+
+
+def test_a_users_replies_at_once_cannot_overrun_their_budget_by_more_than_one_reply(make_app):
+    app = make_app(MAX_TOKENS=100, DAILY_TOKEN_BUDGET=100, MAX_REPLIES_AT_ONCE=2)
+    model = app.extensions["llm"] = BlockingLLM()
+    client = app.test_client()
+    try:
+        start_conversation(client, "one")
+        refused = client.post("/new", data={"text": "two"}, headers=HTMX)  # the first may still take 100
+        assert refused_in_the_composer(refused, "being written")
+    finally:
+        model.release.set()
+    app.extensions["replies"].wait_for_jobs(30)
+    assert client.post("/new", data={"text": "two"}, headers=HTMX).status_code == 200  # 5 of 100 were used
 
 
 # A reply's slot and its title ------------------------------------------------------------------------

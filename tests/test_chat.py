@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from chatbot.llm import Unavailable
+from chatbot.llm import LLM, Unavailable
 from chatbot.render import render_markdown
 from support import (
     HTMX,
@@ -19,10 +19,11 @@ from support import (
 )
 
 
-class FakeLLMThatMustNotRun:
+class FakeLLMThatMustNotRun(LLM):
     """A fake model that fails the test if called: proves a saved reply is not generated again."""
 
-    models = ["SmolLM2-135M-Instruct"]
+    def __init__(self):
+        super().__init__(["SmolLM2-135M-Instruct"])
 
     def stream(self, *args, **kwargs):
         raise AssertionError("the model was run again")
@@ -30,10 +31,11 @@ class FakeLLMThatMustNotRun:
     complete = stream
 
 
-class FakeFailingLLM:
+class FakeFailingLLM(LLM):
     """A fake model that is down: the test is about how the chat shows the failure."""
 
-    models = ["SmolLM2-135M-Instruct"]
+    def __init__(self):
+        super().__init__(["SmolLM2-135M-Instruct"])
 
     def stream(self, *args, **kwargs):
         yield "Partial "

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from chatbot import keys
 from chatbot.llm import RateLimited, Rejected, TimedOut, Unavailable
 from chatbot.llm.huggingface import HuggingFaceLLM
 from support import (
@@ -91,14 +92,14 @@ def test_long_history_is_trimmed_to_fit_the_model(make_app, llama_server):
     # 40 turns of 1,000 characters: far more than the server's 2,048-token context.
     store = app.extensions["store"]
     [entry] = seed_conversations(store, uid, 1, messages=40)
-    document = json.loads(store.read(f"users/{uid}/conversations/{entry['id']}.json")[0])
+    document = json.loads(store.read(keys.conversation(uid, entry["id"]))[0])
     for message in document["messages"]:
         message["content"] = "word " * 200
-    store.write(f"users/{uid}/conversations/{entry['id']}.json", json.dumps(document).encode())
+    store.write(keys.conversation(uid, entry["id"]), json.dumps(document).encode())
 
     response = client.post(f"/c/{entry['id']}/messages", data={"text": "Summarise."}, headers={"HX-Request": "true"})
     assert response.status_code == 200
-    mid = json.loads(store.read(f"users/{uid}/conversations/{entry['id']}.json")[0])["messages"][-1]["id"]
+    mid = json.loads(store.read(keys.conversation(uid, entry["id"]))[0])["messages"][-1]["id"]
     final = dict(finish_reply(client, entry["id"], mid))["final"]
     assert 'data-status="done"' in final
 

@@ -97,13 +97,25 @@ def test_redis_down_is_a_clear_error(redis_server):
 
 
 def test_heroku_style_rediss_urls_encrypt_without_checking_the_self_signed_certificate():
-    from chatbot.live.redis import connect
+    from chatbot.redis_client import connect
 
     heroku = connect("rediss://:secret@redis.example:6380/0")
     assert heroku.connection_pool.connection_class.__name__ == "SSLConnection"
     assert heroku.connection_pool.connection_kwargs["ssl_cert_reqs"] is None
     strict = connect("rediss://:secret@redis.example:6380/0?ssl_cert_reqs=required")
     assert strict.connection_pool.connection_kwargs["ssl_cert_reqs"] == "required"
+
+
+def test_the_shared_pool_is_capped_and_takes_heroku_style_urls_as_connect_does():
+    import redis
+
+    from chatbot.redis_client import POOL_SIZE, connection_pool
+
+    pool = connection_pool("rediss://:secret@redis.example:6380/0")
+    assert isinstance(pool, redis.BlockingConnectionPool) and pool.max_connections == POOL_SIZE
+    assert pool.connection_class.__name__ == "SSLConnection" and pool.connection_kwargs["ssl_cert_reqs"] is None
+    strict = connection_pool("rediss://:secret@redis.example:6380/0?ssl_cert_reqs=required")
+    assert strict.connection_kwargs["ssl_cert_reqs"] == "required"
 
 
 def test_the_last_event_is_known_with_its_age(live):
@@ -145,3 +157,12 @@ def test_a_stream_resumed_after_an_id_over_redis_range_shows_the_reply_and_logs_
     assert "unavailable" not in body and "Hello from a fake model." in body
     assert body.rstrip().endswith("event: done\ndata:")
     assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+def test_the_rate_limits_connect_to_redis_by_the_same_certificate_rule(make_app):
+    from chatbot.limits.rates import limiter
+
+    make_app(REDIS_URL="rediss://:secret@redis.example:6380/0")
+    pool = limiter.storage.storage.connection_pool  # Flask-Limiter's redis-py client (nothing is sent yet)
+    assert pool.connection_class.__name__ == "SSLConnection"
+    assert pool.connection_kwargs["ssl_cert_reqs"] is None

@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 
+from chatbot.llm import LLM
 from chatbot.sidebar import group_by_date, highlight
 from support import (
     HTMX,
@@ -135,11 +136,12 @@ def test_search_without_javascript_is_a_page(client):
     assert 'value="yellow"' in page.text
 
 
-class SpyLLM:
+class SpyLLM(LLM):
     """Wraps the real local model and records whether a stream was closed before it finished."""
 
     def __init__(self, llm):
-        self.llm, self.models, self.abandoned = llm, llm.models, []
+        super().__init__(llm.models)
+        self.llm, self.abandoned = llm, []
         self.closed = threading.Event()
 
     def stream(self, *args, **kwargs):

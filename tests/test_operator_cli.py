@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chatbot.auth import create_account
+from chatbot import keys
+from chatbot.accounts import create_account
 from chatbot.conversations import encode_index, new_id
 from support import new_bucket
 
@@ -44,15 +45,15 @@ def write_user(store, uid, conversations):
                 for (role, _), at in zip(messages, created, strict=True)
             ],
         }
-        store.write(f"users/{uid}/conversations/{cid}.json", json.dumps(document).encode())
+        store.write(keys.conversation(uid, cid), json.dumps(document).encode())
         entries.append({"id": cid, "title": "A title", "updated_at": max(created), "model": document["model"]})
     entries.sort(key=lambda entry: entry["updated_at"], reverse=True)
-    store.write(f"users/{uid}/index.json", encode_index(entries))
+    store.write(keys.index(uid), encode_index(entries))
     return [entry["id"] for entry in entries]
 
 
 def user_keys(store, uid):
-    return sorted(store.keys(f"users/{uid}/"))
+    return sorted(store.keys(keys.user(uid)))
 
 
 def test_users_list_shows_accounts_and_their_conversations(store_app):
@@ -82,13 +83,13 @@ def test_users_delete_asks_then_removes_the_account_and_its_conversations(store_
 
     refused = runner.invoke(args=["users", "delete", "alice"], input="n\n")
     assert refused.exit_code == 1 and "Delete the account 'alice' and its 2 conversations?" in refused.output
-    assert store.read("accounts/alice.json") is not None and len(user_keys(store, alice)) == 3
+    assert store.read(keys.account("alice")) is not None and len(user_keys(store, alice)) == 3
 
     accepted = runner.invoke(args=["users", "delete", "alice"], input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert "Deleted the account 'alice' and 2 conversations." in accepted.output
-    assert store.read("accounts/alice.json") is None and user_keys(store, alice) == []
-    assert store.read("accounts/bob.json") is not None and len(user_keys(store, bob)) == 2  # bob untouched
+    assert store.read(keys.account("alice")) is None and user_keys(store, alice) == []
+    assert store.read(keys.account("bob")) is not None and len(user_keys(store, bob)) == 2  # bob untouched
 
 
 def test_users_delete_with_yes_and_an_unknown_name(store_app):
@@ -96,7 +97,7 @@ def test_users_delete_with_yes_and_an_unknown_name(store_app):
     create_account(store, "carol", "password-3", new_id())
     runner = store_app.test_cli_runner()
     assert runner.invoke(args=["users", "delete", "carol", "--yes"]).exit_code == 0
-    assert store.read("accounts/carol.json") is None
+    assert store.read(keys.account("carol")) is None
     missing = runner.invoke(args=["users", "delete", "nobody", "--yes"])
     assert missing.exit_code == 1 and "no account named 'nobody'" in missing.output
 

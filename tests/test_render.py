@@ -1,5 +1,7 @@
 """Model output is untrusted: Markdown is rendered, then cleaned to an allow-list."""
 
+import pytest
+
 from chatbot.render import render_markdown
 
 
@@ -31,3 +33,17 @@ def test_tables_and_lists_render():
 def test_raw_html_is_escaped_not_rendered_in_code():
     html = render_markdown("`<b>bold</b>`")
     assert "&lt;b&gt;" in html
+
+
+@pytest.mark.parametrize(
+    "markdown", ["[a](javascript:1)", "[a](JavaScript:123)", "[a](data:1)", "[a](vbscript:0)", " [a]( javascript:1 )"]
+)
+def test_a_link_with_a_forbidden_scheme_is_no_link_even_when_digits_follow(markdown):
+    # bleach reads "javascript:1" as a host and port; the render must not keep it as an href.
+    html = str(render_markdown(markdown))
+    assert "href" not in html and ">a<" in html
+
+
+def test_relative_and_allowed_links_are_kept():
+    html = str(render_markdown("[r](/c/x) [m](mailto:a@b.org) [h](https://example.org/a:1)"))
+    assert html.count("href=") == 3

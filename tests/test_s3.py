@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from chatbot import create_app
-from chatbot.auth import create_account
+from chatbot import create_app, keys
+from chatbot.accounts import create_account
 from chatbot.conversations import new_id
 from chatbot.storage import open_store
 from support import (
@@ -100,9 +100,7 @@ def test_storage_copy_moves_a_folder_into_a_bucket_and_back(make_app, tmp_path, 
 
     back = f"file://{tmp_path}/back"
     assert runner.invoke(args=["storage", "copy", f"s3://{bucket}/copied", back]).exit_code == 0
-    assert open_store(back).read(f"users/{uid}/conversations/{cid}.json") == open_store(source).read(
-        f"users/{uid}/conversations/{cid}.json"
-    )
+    assert open_store(back).read(keys.conversation(uid, cid)) == open_store(source).read(keys.conversation(uid, cid))
 
 
 def test_storage_check_passes_on_a_working_bucket(s3_app):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from chatbot import keys
 from chatbot.render import render_markdown
 from support import FakeModelServer, Gunicorn, HttpChat, assemble, read_events
 
@@ -56,7 +57,7 @@ def instances(tmp_path_factory, redis_server, fake_model):
 
 def stored_reply(data, cid, mid):
     """The reply as the shared folder store holds it."""
-    [path] = Path(data).glob(f"users/*/conversations/{cid}.json")
+    [path] = Path(data).glob(keys.conversation("*", cid))
     conversation = json.loads(path.read_text())
     return next(message for message in conversation["messages"] if message["id"] == mid)
 

@@ -1,19 +1,30 @@
 """Abuse, as an outsider would try it, through the test client: limits, log-in, redirects, sessions, HTTPS."""
 
 import json
+import secrets
 import statistics
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
+from chatbot import keys
 from chatbot.config import ConfigError
 from chatbot.llm import Unavailable
 from chatbot.render import render_markdown
-from support import HTMX, TEST_SETTINGS, BlockingLLM, FakeLLM, build_app, guest_uid, start_conversation
+from support import (
+    HTMX,
+    TEST_SETTINGS,
+    BlockingLLM,
+    FakeLLM,
+    RedisServer,
+    build_app,
+    guest_uid,
+    start_conversation,
+)
 
 PASSWORD = "correct horse"
-MODEL = FakeLLM.models[0]
+MODEL = FakeLLM().models[0]
 
 
 def sign_up(client, username="alice", password=PASSWORD):
@@ -158,7 +169,7 @@ def test_reply_slots_expire_when_a_process_died(app):
     from chatbot import limits
 
     slots = app.extensions["reply_slots"]
-    assert slots.acquire("u" * 16, "a") and not slots.full("u" * 16)
+    assert slots.claim("u" * 16, "a") == (None, {"user": 0, "ip": 0}) and not slots.full("u" * 16)
     with app.app_context():
         assert limits.get_reply_slots() is slots
     slots.backend._slots["u" * 16]["a"] -= limits.REPLY_SLOT_SECONDS + 1  # taken by a process that died long ago
@@ -388,15 +399,74 @@ def test_a_sign_in_through_another_process_is_recognised_at_once(tmp_path):
     assert "alice" in moved.get("/new").text and "alice" in early.get("/new").text
 
 
+def two_processes(tmp_path, redis_url):
+    """Two apps as two processes of one deployment: one store folder, one Redis. Each keeps what it reads
+    of an account's sessions for an hour, so only what Redis tells it can make it read them again."""
+    settings = {"REDIS_URL": redis_url, "SESSION_CHECK_SECONDS": 3600, "SIGNUP_LIMIT_PER_IP": "100 per hour"}
+    return [build_app(tmp_path / "shared", FakeLLM(), **settings) for _ in range(2)]
+
+
+COOKIE_COPIES = (["session"], ["remember_token"], ["session", "remember_token"])
+
+
+def signs_in(app, cookies, names, username):
+    """Whether a browser holding copies of these of the cookies is signed in as username on app."""
+    replay = app.test_client()
+    for name in names:
+        replay.set_cookie(name, cookies[name])
+    return username in replay.get("/new").text
+
+
+def signed_in_copied(app, username):
+    """A browser signed in as username on app, and copies of its session and remember-me cookies."""
+    browser = app.test_client()
+    assert log_in(browser, username).status_code == 302
+    return browser, {name: browser.get_cookie(name).value for name in ("session", "remember_token")}
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("action", ["logout", "logout-everywhere", "delete"])
+def test_a_log_out_through_one_process_reaches_the_others_at_once(tmp_path, redis_server, action):
+    first, second = two_processes(tmp_path, redis_server.url)
+    username = f"alice-{secrets.token_hex(4)}"  # the session's Redis is shared with other tests
+    sign_up(first.test_client(), username)
+    browser, copied = signed_in_copied(first, username)
+    elsewhere, _ = signed_in_copied(second, username)  # another sign-in of the account
+    assert all(signs_in(second, copied, names, username) for names in COOKIE_COPIES)  # read, kept an hour
+
+    if action == "delete":
+        assert browser.post("/account/delete", data={"password": PASSWORD}).status_code == 302
+    else:
+        assert browser.post(f"/auth/{action}").status_code == 302
+
+    for names in COOKIE_COPIES:
+        assert not signs_in(second, copied, names, username), f"a copy of {names} still signs in on the other"
+    assert (username in elsewhere.get("/new").text) == (action == "logout")  # only that sign-in ended
+
+
+@pytest.mark.redis
+def test_while_redis_is_down_a_process_checks_sessions_in_storage(tmp_path):
+    with RedisServer() as redis_server:  # its own: this test stops it
+        first, second = two_processes(tmp_path, redis_server.url)
+        sign_up(first.test_client())
+        browser, copied = signed_in_copied(first, "alice")
+        _, other = signed_in_copied(first, "alice")
+        assert signs_in(second, copied, ["session"], "alice") and signs_in(second, other, ["session"], "alice")
+        redis_server.kill()
+        assert browser.post("/auth/logout").status_code == 302  # the log-out itself is stored
+        assert not signs_in(second, copied, ["session"], "alice")
+        assert signs_in(second, other, ["session"], "alice")  # read from storage: still signed in
+
+
 def test_the_account_keeps_only_its_newest_sessions(make_app, monkeypatch):
-    monkeypatch.setattr("chatbot.auth.SESSIONS_KEPT", 2)
+    monkeypatch.setattr("chatbot.accounts.SESSIONS_KEPT", 2)
     app = make_app()
     sign_up(app.test_client())
     oldest, middle, newest = app.test_client(), app.test_client(), app.test_client()
     for client in (oldest, middle, newest):
         log_in(client)
     assert ["alice" in client.get("/new").text for client in (oldest, middle, newest)] == [False, True, True]
-    stored = json.loads(app.extensions["store"].read("accounts/alice.json")[0])
+    stored = json.loads(app.extensions["store"].read(keys.account("alice"))[0])
     assert len(stored["sessions"]) == 2
 
 

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from chatbot import keys
 from chatbot.conversations import Conversations, new_id
 from support import HTMX, BlockingLLM, as_guest, finished_conversation, guest_uid, seed_conversations, stream_url
 
@@ -27,7 +28,7 @@ def seeded_guest(app, conversations=1, messages=4):
 
 def share_id(app, client, cid):
     client.post(f"/c/{cid}/share")
-    links = app.extensions["store"].read(f"users/{guest_uid(client)}/shares.json")[0].decode()
+    links = app.extensions["store"].read(keys.share_list(guest_uid(client)))[0].decode()
     return re.search(r'"id": ?"([A-Za-z0-9_-]{22})"', links).group(1)
 
 
@@ -186,7 +187,7 @@ def test_every_state_changing_route_needs_a_csrf_token(make_app):
     app = make_app(WTF_CSRF_ENABLED=True)
     client, entries = seeded_guest(app)
     cid = entries[0]["id"]
-    values = {"cid": cid, "mid": new_id(), "sid": "A" * 22, "fmt": "md"}
+    values = {"cid": cid, "mid": new_id(), "sid": "A" * 22, "fmt": "md", "provider": "huggingface"}
     posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
     assert len(posts) >= 15
     for rule in posts:

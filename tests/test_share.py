@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from chatbot import keys
 from chatbot.conversations import Conversations, new_id
 from chatbot.shares import Shares
 from chatbot.userdata import delete_user_data
@@ -67,7 +68,7 @@ def test_sharing_someone_elses_conversation_is_a_404(app, owner):
     for cid in (entries[0]["id"], "not-an-id"):
         assert stranger.get(f"/c/{cid}/share").status_code == 404
         assert stranger.post(f"/c/{cid}/share").status_code == 404
-    assert not any(key.startswith("shares/") for key in app.extensions["store"].keys(""))
+    assert not any(key.startswith(keys.SHARES) for key in app.extensions["store"].keys(""))
 
 
 def test_only_the_owner_revokes_and_a_revoked_link_is_a_404(app, owner):
@@ -148,7 +149,7 @@ def test_deleting_all_your_conversations_revokes_every_link(app, owner):
     links = [share(client, entry["id"]) for entry in entries]
     client.post("/account/delete-conversations")
     assert [app.test_client().get(f"/s/{sid}").status_code for sid in links] == [404, 404]
-    assert not any(key.startswith("shares/") for key in app.extensions["store"].keys(""))
+    assert not any(key.startswith(keys.SHARES) for key in app.extensions["store"].keys(""))
 
 
 # Making a link while the conversation is deleted or the link revoked ------------------------------------
@@ -214,17 +215,17 @@ def delete_conversation(race):
 
 def readable_links(race):
     """The share ids anyone can still read: every snapshot stored."""
-    return [key[len("shares/") : -len(".json")] for key in race.store.keys("shares/")]
+    return [key[len(keys.SHARES) : -len(".json")] for key in race.store.keys(keys.SHARES)]
 
 
 def test_a_conversation_deleted_between_the_list_and_the_snapshot_leaves_no_readable_link(race):
-    race.interleaved.before("write", "shares/", lambda: delete_conversation(race))
+    race.interleaved.before("write", keys.SHARES, lambda: delete_conversation(race))
     assert race.client.post(f"/c/{race.cid}/share").status_code == 404
     assert readable_links(race) == [] and Shares(race.store, race.uid).links() == []
 
 
 def test_a_conversation_deleted_before_its_link_is_listed_leaves_no_readable_link(race):
-    race.interleaved.before("write", f"users/{race.uid}/shares.json", lambda: delete_conversation(race))
+    race.interleaved.before("write", keys.share_list(race.uid), lambda: delete_conversation(race))
     assert race.client.post(f"/c/{race.cid}/share").status_code == 404
     assert readable_links(race) == [] and Shares(race.store, race.uid).links() == []
 
@@ -234,7 +235,7 @@ def test_a_link_revoked_before_its_snapshot_is_written_stays_revoked(race):
         [listed] = Shares(race.store, race.uid).links()
         Shares(race.store, race.uid).revoke(listed["id"])
 
-    race.interleaved.before("write", "shares/", revoke)
+    race.interleaved.before("write", keys.SHARES, revoke)
     assert race.client.post(f"/c/{race.cid}/share").status_code == 404
     assert readable_links(race) == [] and Shares(race.store, race.uid).links() == []
 
@@ -243,7 +244,7 @@ def test_a_revoke_that_unlists_after_the_snapshot_is_written_still_deletes_it(ra
     """The revoke deletes the (not yet written) snapshot, then waits; the link is made; then the revoke unlists."""
     revoking, made = InterleavedStore(race.store), threading.Event()
     waiting = threading.Event()
-    revoking.before("write", f"users/{race.uid}/shares.json", lambda: (waiting.set(), made.wait(30)))
+    revoking.before("write", keys.share_list(race.uid), lambda: (waiting.set(), made.wait(30)))
     revoker = []
 
     def revoke():
@@ -252,7 +253,7 @@ def test_a_revoke_that_unlists_after_the_snapshot_is_written_still_deletes_it(ra
         revoker[0].start()
         assert waiting.wait(30), "the revoke did not reach its list write"
 
-    race.interleaved.before("write", "shares/", revoke)
+    race.interleaved.before("write", keys.SHARES, revoke)
     assert race.client.post(f"/c/{race.cid}/share").status_code == 303  # made, while the revoke waits
     made.set()
     revoker[0].join(30)
@@ -264,7 +265,7 @@ def test_a_link_made_while_all_data_is_deleted_is_deleted_too(race):
     deleting = InterleavedStore(race.store)
     made = []
     deleting.before(
-        "delete", f"users/{race.uid}/conversations/", lambda: made.append(race.client.post(f"/c/{race.cid}/share"))
+        "delete", keys.conversations(race.uid), lambda: made.append(race.client.post(f"/c/{race.cid}/share"))
     )
     delete_user_data(deleting, race.uid)
     assert made[0].status_code == 303  # made before any of it was deleted, and revoked with the rest

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from chatbot import keys
 from chatbot.conversations import Conversations, new_id
 from chatbot.storage import Conflict, open_store, update_json
 from support import new_bucket
@@ -100,7 +101,7 @@ def test_two_threads_appending_25_messages_each_keep_all_50(store):
 def test_index_is_plain_json_and_its_first_page_reads_alone(store):
     conversations = Conversations(store, new_id())
     started = [conversations.start(f"message {number}", "model")[0].id for number in range(5)]
-    stored = json.loads(store.read(f"users/{conversations.uid}/index.json")[0])
+    stored = json.loads(store.read(keys.index(conversations.uid))[0])
     assert [entry["id"] for entry in stored] == started[::-1]
     assert conversations.index(limit=2) == stored[:2]
     assert conversations.index(limit=10) == stored == conversations.index()

@@ -166,3 +166,10 @@ def test_a_generated_title_is_never_longer_than_a_typed_one():
 
     title = make_title(FakeLLM(title="Supercalifragilistic" * 20), None, "hello", "hi", Settings())
     assert 0 < len(title) <= MAX_TITLE_CHARS
+
+
+def test_half_an_emoji_in_the_models_title_is_dropped_and_the_title_can_be_stored():
+    # A lone surrogate (an emoji's half, split across chunks) cannot be encoded as JSON: it must not survive.
+    title = clean_title("Broken \ud83d pizza words here")
+    assert title == "Broken pizza words here"
+    title.encode("utf-8")

@@ -1,9 +1,10 @@
 """Language models: one interface, two backends (Hugging Face, a local llama.cpp model).
 
-A backend has `models` (the names a user may pick, the first is the default),
-`stream(messages, model, **params)` yielding text pieces and
-`complete(messages, model, **params)` returning a string. Failures are raised
-as the LLMError subclasses below, whose `user_message` the chat shows.
+A backend is an `LLM` (base.py, which holds the defaults): `models` (the names
+a user may pick, the first is the default), `stream(messages, model, **params)`
+yielding text pieces and `complete(messages, model, **params)` returning a
+string. Failures are raised as the LLMError subclasses below, whose
+`user_message` the chat shows.
 
 Which models are actually served is checked once, in the background, after
 start-up: `check_models()` returns a ModelStatus per model;
@@ -16,6 +17,10 @@ import logging
 from dataclasses import dataclass, field
 
 from flask import current_app
+
+from .base import LLM
+
+__all__ = ["LLM", "LLMError", "ModelStatus", "RateLimited", "Rejected", "TimedOut", "Unavailable"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +101,7 @@ def init_app(app):
     # A global, not a context variable: the composer is a macro, and imported macros see only globals.
     app.jinja_env.globals["unavailable_models"] = unavailable_models
     logger.info("LLM backend %s, models: %s", app.config["LLM_BACKEND"], ", ".join(backend.models))
-    problem = getattr(backend, "problem", lambda: None)()
+    problem = backend.problem()
     if problem and app.config["LLM_BACKEND"] == "local":
         logger.warning(
             "the local model cannot run (%s): replies will fail until HF_TOKEN is set "
@@ -108,15 +113,13 @@ def init_app(app):
 def _start_model_check():
     # The first request of a process starts the check (in a thread): a process that serves, checks.
     backend = get_llm()
-    if getattr(backend, "check_at_start", False):
+    if backend.check_at_start:
         backend.start_model_check()
 
 
 def unavailable_models():
     """The models the picker disables (none until the background check has found some)."""
-    # getattr: tests may put a fake model in place, with only stream() and complete().
-    unavailable = getattr(get_llm(), "unavailable_models", None)
-    return unavailable() if unavailable else frozenset()
+    return get_llm().unavailable_models()
 
 
 def get_llm():

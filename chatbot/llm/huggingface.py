@@ -5,13 +5,15 @@ vLLM, llama.cpp, an Inference Endpoint); with HF_PROVIDER, to an Inference
 Provider through Hugging Face's router.
 """
 
+import copy
+
 import httpx2
-from huggingface_hub import InferenceClient
+from huggingface_hub import InferenceClient, constants
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
 
 from ..config import DEFAULT_HF_MODELS, GENERATION_DEFAULTS
-from . import LLMError, RateLimited, Rejected, TimedOut, Unavailable
-from .served import Availability, check_hub, check_server, check_token
+from . import LLM, LLMError, RateLimited, Rejected, TimedOut, Unavailable
+from .served import check_hub, check_server, check_token
 
 
 def _retry_after(response):
@@ -45,16 +47,41 @@ def translate(error):
     return LLMError(str(error))
 
 
-class HuggingFaceLLM(Availability):
+# What a user paying with their own Hugging Face account can cause, and what they can do about it.
+USER_ERRORS = {
+    401: "Hugging Face no longer accepts your sign-in. Sign in with Hugging Face again, then retry.",
+    402: "Your Hugging Face account has no Inference credits left. Add credits on huggingface.co, or choose "
+    "an organisation to bill on your account page, then retry.",
+    403: "Hugging Face refused: your sign-in does not allow inference, or your plan cannot use this model. "
+    "Sign in with Hugging Face again and allow inference, or pick another model, then retry.",
+}
+
+
+def translate_for_user(error):
+    """As translate(), but said to a user whose own Hugging Face account pays: what they can do."""
+    if isinstance(error, HfHubHTTPError) and error.response.status_code in USER_ERRORS:
+        return Rejected(str(error), USER_ERRORS[error.response.status_code])
+    return translate(error)
+
+
+class HuggingFaceLLM(LLM):
     """Chat completions from the Hugging Face Inference API or an OpenAI-compatible server."""
 
     def __init__(self, models=(), token=None, base_url=None, provider=None, timeout=60.0):
-        self.configured_models = list(models) or list(DEFAULT_HF_MODELS)
-        self.models = list(self.configured_models)  # served ones first once the start-up check has run
+        super().__init__(list(models) or DEFAULT_HF_MODELS)
         self.token = token
         self.base_url = base_url
         self.provider = provider
         self.timeout = timeout
+        self.bill_to = None
+        self.user_pays = False
+
+    def for_user(self, token, bill_to=None):
+        """This backend paid for by a signed-in Hugging Face user: their token (to HF_BASE_URL's server
+        when set), the organisation they bill if any, and errors that say what they can do."""
+        paid = copy.copy(self)
+        paid.token, paid.bill_to, paid.user_pays = token, bill_to, True
+        return paid
 
     def problem(self):
         """Why this backend cannot run, or None (checked without a request)."""
@@ -74,9 +101,11 @@ class HuggingFaceLLM(Availability):
         # A client per call is cheap (the HTTP connection pool is huggingface_hub's
         # shared session); closing it is what closes an abandoned stream's
         # response, so the server stops generating.
+        # The bill-to header set directly: InferenceClient(bill_to=) warns about any token not shaped "hf_".
+        headers = {constants.HUGGINGFACE_HEADER_X_BILL_TO: self.bill_to} if self.bill_to else None
         if self.base_url:
-            return InferenceClient(base_url=self.base_url, token=self.token, timeout=self.timeout)
-        return InferenceClient(provider=self.provider, token=self.token, timeout=self.timeout)
+            return InferenceClient(base_url=self.base_url, token=self.token, timeout=self.timeout, headers=headers)
+        return InferenceClient(provider=self.provider, token=self.token, timeout=self.timeout, headers=headers)
 
     def stream(
         self,
@@ -105,8 +134,4 @@ class HuggingFaceLLM(Availability):
                     if piece:
                         yield piece
         except (HfHubHTTPError, TextGenerationError, httpx2.HTTPError, OSError, ValueError) as error:
-            raise translate(error) from error
-
-    def complete(self, messages, model=None, **params):
-        """Return the whole reply as one string."""
-        return "".join(self.stream(messages, model, **params))
+            raise (translate_for_user if self.user_pays else translate)(error) from error

@@ -3,21 +3,15 @@
 Models come and go from Inference Providers; a model no provider serves
 answers every reply with "unknown model". The Hub's model info with its
 inference-provider mapping says who serves a model; with HF_BASE_URL, that
-server's /v1/models lists what it serves. `Availability` keeps the answer on
-the backend: served models first (so `models[0]`, the default, is served),
-unserved ones marked for the picker.
+server's /v1/models lists what it serves. The backend keeps the answer
+(chatbot/llm/base.py, `LLM.apply_check`).
 """
-
-import logging
-import threading
 
 import httpx2
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from . import ModelStatus
-
-logger = logging.getLogger(__name__)
 
 # A chat model's provider mapping on the Hub: task "conversational" (or plain "text-generation"), status "live".
 CHAT_TASKS = ("conversational", "text-generation")
@@ -92,73 +86,3 @@ def check_server(base_url, models, token=None, timeout=CHECK_TIMEOUT):
         else ModelStatus(model, False, detail=f"not listed by HF_BASE_URL, which serves: {', '.join(listed)}")
         for model in models
     ]
-
-
-class Availability:
-    """The start-up check's result on a backend: `models` reordered, `unavailable_models()` for the picker.
-
-    A subclass sets `configured_models` and `models`, and implements check_models().
-    """
-
-    check_at_start = False
-    _unavailable = frozenset()
-    _check_thread = None
-    _check_lock = threading.Lock()  # guards only the thread's start, once per process
-
-    def check_models(self):
-        """Return a ModelStatus for each configured model."""
-        raise NotImplementedError
-
-    def available_models(self):
-        """The models a user may pick, the default first."""
-        return [model for model in self.models if model not in self._unavailable]
-
-    def unavailable_models(self):
-        """The models the check found nothing serving (empty until it has run)."""
-        return self._unavailable
-
-    def apply_check(self, statuses):
-        """Mark unserved models unavailable and put served ones first; change nothing when none is served."""
-        served = [status.model for status in statuses if status.served]
-        unserved = [status.model for status in statuses if status.served is False]
-        for status in statuses:
-            if not status.served:
-                logger.warning("model %s: %s", status.model, status.detail or "not served")
-        if not served:
-            if unserved:
-                logger.error(
-                    "no configured model is served (CHATBOT_MODELS): replies will fail; run `flask models check`"
-                )
-            return
-        unavailable = frozenset(unserved)
-        # Replaced whole, never changed in place: readers in other threads need no lock.
-        self.models = [model for model in self.configured_models if model not in unavailable] + [
-            model for model in self.configured_models if model in unavailable
-        ]
-        self._unavailable = unavailable
-        if unserved:
-            logger.warning(
-                "marked unavailable in the picker: %s; the default model is now %s", ", ".join(unserved), self.models[0]
-            )
-        else:
-            logger.info("every configured model is served; the default model is %s", self.models[0])
-
-    def start_model_check(self):
-        """Run the check once, in a daemon thread, so neither start-up nor a page waits for it."""
-        if self._check_thread is not None:
-            return
-        with self._check_lock:
-            if self._check_thread is None:
-                self._check_thread = threading.Thread(target=self._run_check, name="models-check", daemon=True)
-                self._check_thread.start()
-
-    def wait_for_check(self, timeout=None):
-        """Block until the background check has finished (tests, the CLI)."""
-        if self._check_thread is not None:
-            self._check_thread.join(timeout)
-
-    def _run_check(self):
-        try:
-            self.apply_check(self.check_models())
-        except Exception:  # a bug here must not take a worker down: the picker keeps every model
-            logger.exception("the models check failed")

@@ -6,6 +6,7 @@ import time
 
 from chatbot import create_app
 from chatbot.config import TIMING_DEFAULTS
+from chatbot.llm import LLM
 
 # Settings that make the small model quick and repeatable in tests.
 TEST_SETTINGS = {
@@ -68,13 +69,12 @@ def as_guest(client, uid):
     return client
 
 
-class FakeLLM:
+class FakeLLM(LLM):
     """A FAKE model, for tests about what surrounds a reply (storage, rename, search, export), never about
     the reply itself: every reply is the same fixed pieces at once, every title the same fixed text."""
 
-    models = ["SmolLM2-135M-Instruct"]
-
     def __init__(self, pieces=("Hello", " from", " a", " fake", " model."), title="A fixed fake title"):
+        super().__init__(["SmolLM2-135M-Instruct"])
         self.pieces, self.title = list(pieces), title
 
     def stream(self, messages, model=None, **params):

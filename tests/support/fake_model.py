@@ -27,6 +27,8 @@ class FakeModelServer:
         self.title = title
         self.requests = 0
         self.abandoned = 0  # replies whose client went away before the end
+        self.headers = []  # each chat request's headers, names lowercase (who pays: authorization, x-hf-bill-to)
+        self.status = 200  # another status answers every chat request with an error (402: no credits left)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +48,15 @@ class FakeModelServer:
             def do_POST(self):
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 server.requests += 1
+                server.headers.append({name.lower(): value for name, value in self.headers.items()})
+                if server.status != 200:
+                    body = json.dumps({"error": f"refused with {server.status}"}).encode()
+                    self.send_response(server.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")

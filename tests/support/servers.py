@@ -19,6 +19,8 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from chatbot.llm.local import server_command
+
 ROOT = Path(__file__).resolve().parents[2]
 # Console scripts (gunicorn, moto_server) installed next to the running interpreter, whatever the venv's name.
 BIN = Path(sys.executable).parent
@@ -186,7 +188,8 @@ class Process:
 
 
 class LlamaServer(Process):
-    """llama-cpp-python's OpenAI-compatible server for a GGUF model; url is its base (add /v1)."""
+    """llama-cpp-python's OpenAI-compatible server for a GGUF model, as the local backend starts it; url is its
+    base (add /v1)."""
 
     name = "llama"
 
@@ -196,20 +199,8 @@ class LlamaServer(Process):
         self.url = f"http://127.0.0.1:{self.port}"
 
     def command(self):
-        argv = [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            self.model_path,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--n_ctx",
-            str(self.context_tokens),
-        ]
-        return argv + (["--n_threads", str(self.threads)] if self.threads else [])
+        # The argv the local backend starts its child with (chatbot/llm/local.py), without its API key.
+        return server_command(self.model_path, self.port, context_tokens=self.context_tokens, threads=self.threads)
 
     def wait(self, seconds):
         wait_until_up(self.url + "/v1/models", self.process, seconds)
@@ -218,14 +209,17 @@ class LlamaServer(Process):
 class RedisServer(Process):
     """Debian's redis-server on a free loopback port, in a temporary directory, persisting nothing.
 
-    kill() then start() brings it back empty on the same port and url, as a crashed Redis would.
+    kill() then start() brings it back empty on the same port and url, as a crashed Redis would. arguments
+    are more of redis-server's options, as a plan's limits: ("--maxclients", "20"), ("--maxmemory", "2mb",
+    "--maxmemory-policy", "noeviction"), or ("--rename-command", "DUMP", "") for a command a service refuses.
     """
 
     name = "redis"
 
-    def __init__(self, binary=REDIS_SERVER, port=None):
+    def __init__(self, binary=REDIS_SERVER, port=None, arguments=()):
         super().__init__(port)
         self.binary = binary
+        self.arguments = list(arguments)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def command(self):
@@ -243,6 +237,7 @@ class RedisServer(Process):
             "no",
             "--daemonize",
             "no",
+            *self.arguments,
         ]
 
     def wait(self, seconds):
@@ -274,6 +269,19 @@ class RedisServer(Process):
 
         return redis.Redis.from_url(self.url, **options)
 
+    def connected_clients(self):
+        """How many client connections the server holds, this question's own among them."""
+        client = self.client()
+        try:
+            return client.info("clients")["connected_clients"]
+        finally:
+            client.close()
+
+    def peak_clients(self, interval=0.02):
+        """A context manager sampling connected_clients every interval seconds while open; its `peak` is the
+        most seen, its own connection not counted."""
+        return _PeakClients(self, interval)
+
     def flush(self):
         """Forget every key (between tests sharing the session's server)."""
         client = self.client()
@@ -281,6 +289,28 @@ class RedisServer(Process):
             client.flushall()
         finally:
             client.close()
+
+
+class _PeakClients:
+    def __init__(self, server, interval):
+        self.client, self.interval, self.peak = server.client(), interval, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while True:
+            self.peak = max(self.peak, self.client.info("clients")["connected_clients"] - 1)
+            if self.done.wait(self.interval):
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(5)
+        self.client.close()
 
 
 class Gunicorn(Process):

@@ -1,0 +1,48 @@
+"""Conversations: the model (Conversation, Message; model.py) and the per-user repository (repository.py)."""
+
+from .model import (
+    DONE,
+    ERROR,
+    FINISHED,
+    INTERRUPTED,
+    INTERRUPTED_NOTE,
+    MAX_TITLE_CHARS,
+    PENDING,
+    STOPPED,
+    STREAMING,
+    UNTITLED,
+    CapReached,
+    Conversation,
+    Message,
+    NotFound,
+    display_title,
+    is_valid_id,
+    new_id,
+    now,
+)
+from .repository import INDEX_PAGE, SEARCH_DEPTH, Conversations, encode_index
+
+__all__ = [
+    "DONE",
+    "ERROR",
+    "FINISHED",
+    "INDEX_PAGE",
+    "INTERRUPTED",
+    "INTERRUPTED_NOTE",
+    "MAX_TITLE_CHARS",
+    "PENDING",
+    "SEARCH_DEPTH",
+    "STOPPED",
+    "STREAMING",
+    "UNTITLED",
+    "CapReached",
+    "Conversation",
+    "Conversations",
+    "Message",
+    "NotFound",
+    "display_title",
+    "encode_index",
+    "is_valid_id",
+    "new_id",
+    "now",
+]

@@ -1,0 +1,83 @@
+"""The storage layout: the key of everything the app stores, the same in every backend.
+
+    accounts/{username}.json              an account {uid, password_hash, created_at, sessions}
+    users/{uid}/index.json                the sidebar's list [{id, title, updated_at, model}], newest first
+    users/{uid}/conversations/{cid}.json  one whole conversation
+    users/{uid}/shares.json               the user's share links [{id, cid, title, created_at}], newest first
+    shares/{sid}.json                     a shared snapshot {id, uid, cid, created_at, title, model, messages}
+    identities/{issuer}/{subject}.json    a provider's user -> {username, uid}: one account per identity
+                                          (issuer and subject as hashes: they are the provider's strings)
+    tokens/{uid}.json                     a Hugging Face user's tokens, encrypted {issuer, sealed, bill_to}
+
+Callers check an id's shape before making a key of it, so that no id is ever a path.
+"""
+
+import hashlib
+
+ACCOUNTS = "accounts/"
+USERS = "users/"
+SHARES = "shares/"
+IDENTITIES = "identities/"
+TOKENS = "tokens/"
+
+
+def account(username):
+    """The key of the account named username."""
+    return f"{ACCOUNTS}{username}.json"
+
+
+def username_of(key):
+    """The username an account's key names, or None for a key that is not an account's."""
+    if not key.startswith(ACCOUNTS) or not key.endswith(".json"):
+        return None
+    return key[len(ACCOUNTS) : -len(".json")]
+
+
+def user(uid):
+    """The prefix of everything stored for user uid (conversations, their index, share links)."""
+    return f"{USERS}{uid}/"
+
+
+def uid_of(key):
+    """The user id a key under users/{uid}/ belongs to, or None for another key."""
+    parts = key.split("/")
+    return parts[1] if len(parts) >= 3 and f"{parts[0]}/" == USERS else None
+
+
+def index(uid):
+    """The key of user uid's conversation list (the sidebar's)."""
+    return f"{user(uid)}index.json"
+
+
+def conversations(uid):
+    """The prefix of user uid's conversations."""
+    return f"{user(uid)}conversations/"
+
+
+def conversation(uid, cid):
+    """The key of user uid's conversation cid."""
+    return f"{conversations(uid)}{cid}.json"
+
+
+def share_list(uid):
+    """The key of user uid's list of share links."""
+    return f"{user(uid)}shares.json"
+
+
+def share(sid):
+    """The key of the snapshot shared as sid."""
+    return f"{SHARES}{sid}.json"
+
+
+def _digest(text, length):
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def identity(issuer, subject):
+    """The key of the record naming the account that the provider issuer's user subject signs in to."""
+    return f"{IDENTITIES}{_digest(issuer, 16)}/{_digest(subject, 40)}.json"
+
+
+def provider_tokens(uid):
+    """The key of user uid's Hugging Face tokens (encrypted)."""
+    return f"{TOKENS}{uid}.json"
