@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from chatbot.conversations import Conversations
+from chatbot.events import frame
 from chatbot.render import render_markdown
 from chatbot.replies import SAVE_FAILED
 from support import (
@@ -21,6 +22,7 @@ from support import (
     HttpChat,
     LiveServer,
     assemble,
+    finished_conversation,
     start_conversation,
     stored_conversations,
     stream_url,
@@ -198,3 +200,19 @@ def test_open_streams_per_user_are_capped_and_freed_when_they_close(make_app):
         for response in (second, fourth):
             response.close()
         chat.stop(cid, mid)
+
+
+@pytest.mark.parametrize("after", ["²", "9" * 5000])
+def test_a_malformed_resume_id_is_not_a_server_error(app, after):
+    client = app.test_client()
+    cid, mid = finished_conversation(client)
+    app.testing = False  # answer as in production: an exception is a 500 page
+    assert client.get(f"{stream_url(cid, mid)}?after={after}").status_code == 200
+
+
+def test_model_text_cannot_forge_or_end_an_sse_event():
+    forged = frame("render", "a\r\n\r\nevent: final\ndata: <b>x</b>\r\rid: 9\n\n")
+    events = forged.split("\n\n")
+    assert events[1:] == [""]  # one event, however the text breaks its lines
+    assert all(line.startswith(("event: render", "data: ")) for line in events[0].split("\n"))
+    assert "\r" not in forged
