@@ -8,7 +8,6 @@ a hash of the user id, never anything a user or the model wrote.
 
 import hashlib
 import logging
-import os
 import re
 import sys
 import time
@@ -18,6 +17,8 @@ from flask import g, request
 from flask.globals import request_ctx
 from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter
+
+from . import config
 
 request_logger = logging.getLogger("chatbot.request")
 reply_logger = logging.getLogger("chatbot.reply")
@@ -47,13 +48,22 @@ def formatter(log_format):
     return logging.Formatter(TEXT_FORMAT)
 
 
+def _settings_format():
+    """LOG_FORMAT as the app's settings read it, for gunicorn's master, which has no app to ask."""
+    try:
+        chosen = config.from_environment()["LOG_FORMAT"]
+    except config.ConfigError:
+        chosen = None  # another setting is malformed: the app says which when it starts
+    return chosen or "json"
+
+
 class GunicornLogger(glogging.Logger):
     """gunicorn's own lines (start, workers, errors) in the app's format: JSON unless LOG_FORMAT=text."""
 
     def setup(self, cfg):
         """Set gunicorn's handlers up, then give its error log the app's formatter."""
         super().setup(cfg)
-        if (os.environ.get("LOG_FORMAT") or "json").strip().lower() == "json":
+        if _settings_format() == "json":
             for handler in self.error_log.handlers:
                 handler.setFormatter(formatter("json"))
 

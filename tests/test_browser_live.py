@@ -49,6 +49,11 @@ document.addEventListener("htmx:sseBeforeMessage", function (event) {
   window.beforeFinal = held.innerHTML;
 });
 """
+# Counts, in the page, the errors of its reply streams (a dropped network is one).
+COUNT_STREAM_ERRORS = """
+window.streamErrors = 0;
+document.addEventListener("htmx:sseError", function () { window.streamErrors += 1; });
+"""
 # The finished reply's HTML without what app.js adds at the end (code block headers).
 FINAL_WITHOUT_DECORATIONS = """
 (article) => {
@@ -126,16 +131,33 @@ def test_closing_the_page_mid_reply_lets_it_complete(browser, server, slow_app):
     assert reply["content"] == REPLY
 
 
+class CountingSlowLLM(FakeSlowLLM):
+    """A FAKE model, FakeSlowLLM counting the pieces it has written: a test waits for a reply to go on."""
+
+    written = 0
+
+    def stream(self, messages, model=None, **params):
+        """Yield FakeSlowLLM's pieces, counting them."""
+        for piece in super().stream(messages, model, **params):
+            self.written += 1
+            yield piece
+
+
 def test_a_dropped_network_resumes_with_nothing_missing_or_twice(browser, server, slow_app):
-    slow_app.extensions["llm"] = FakeSlowLLM(in_pieces(REPLY), interval=0.06)
+    model = slow_app.extensions["llm"] = CountingSlowLLM(in_pieces(REPLY), interval=0.06)
     proxy = FaultProxy(server.port).start()
     page = open_page(browser, proxy.url)
     page.add_init_script(RECORD_BEFORE_FINAL)
+    page.add_init_script(COUNT_STREAM_ERRORS)
     page.reload()
     reply = send_message(page)
     expect(page.locator('[data-status="streaming"] h2')).to_have_text("A heading")
     proxy.cut()
-    time.sleep(1.5)  # the reply goes on on the server meanwhile
+    page.wait_for_function("() => window.streamErrors > 0")  # the page lost its stream
+    written, deadline = model.written, time.monotonic() + 30
+    while model.written < written + 20:  # and the reply goes on on the server meanwhile
+        assert time.monotonic() < deadline, "the reply stopped while the network was down"
+        time.sleep(0.05)
     proxy.restore()
     expect(reply).to_have_attribute("data-status", "done", timeout=60_000)
     assert page.evaluate("window.beforeFinal") == reply.evaluate(FINAL_WITHOUT_DECORATIONS)

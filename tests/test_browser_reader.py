@@ -1,5 +1,5 @@
-"""The reader in Chromium: scrolling that follows a reply only at the end, and the phone layout (375 px) with
-its conversation menu and drawer, with and without JavaScript.
+"""The reader in Chromium: scrolling that follows a reply only at the end, the conversation menu (an item chosen
+closes it), and the phone layout (375 px) with its menu and drawer, with and without JavaScript.
 
 Replies come from a FAKE model (support's FakeSlowLLM) that writes numbered lines slowly: what is tested is
 the page around the reply, not the reply.
@@ -168,4 +168,15 @@ def test_the_menu_works_without_javascript(browser, reader):
     page.locator("#conversation-menu").get_by_role("link", name="Delete").click()
     page.get_by_role("button", name="Delete").click()  # the confirmation page
     expect(page.locator(f'[data-conversation-id="{entries[0]["id"]}"]')).to_have_count(0)
+    close_page(page)
+
+
+def test_choosing_an_export_in_the_menu_closes_it(browser, reader):
+    page = open_as_guest(browser, reader)
+    page.get_by_title("Conversation actions").click()
+    menu = page.locator("#conversation-menu")
+    expect(menu).to_have_attribute("open", "")
+    with page.expect_download():
+        page.get_by_role("link", name="Export Markdown").click()
+    expect(menu).not_to_have_attribute("open", "")
     close_page(page)

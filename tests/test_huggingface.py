@@ -8,7 +8,6 @@ come from a small fake of Hugging Face's router, since nothing here can reach it
 import json
 import re
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -146,7 +145,10 @@ class FakeHuggingFaceErrors(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         scenario = self.path.split("/")[1]
         if scenario == "slow":
-            time.sleep(3)
+            # No answer: the connection stays silent until the client gives up and hangs up (10 s at most).
+            self.connection.settimeout(10)
+            self.rfile.read(1)
+            return
         if scenario == "midstream":
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -160,7 +162,6 @@ class FakeHuggingFaceErrors(BaseHTTPRequestHandler):
             "unauthorized": (401, {}, "Invalid credentials in Authorization header"),
             "ratelimited": (429, {"Retry-After": "7"}, "Rate limit reached. You reached free usage limit."),
             "unavailable": (503, {}, "Model google/gemma-2-9b-it is currently loading"),
-            "slow": (200, {}, ""),
         }[scenario]
         body = json.dumps({"error": error}).encode()
         self.send_response(status)
@@ -174,7 +175,7 @@ class FakeHuggingFaceErrors(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def fake_hf():
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHuggingFaceErrors)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # shutdown() waits a poll
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
 
@@ -214,7 +215,7 @@ def test_rate_limit_reads_retry_after(fake_hf):
 
 
 def test_timeout_is_reported(fake_hf):
-    llm = HuggingFaceLLM(models=["m"], base_url=f"{fake_hf}/slow", token="t", timeout=1)
+    llm = HuggingFaceLLM(models=["m"], base_url=f"{fake_hf}/slow", token="t", timeout=0.2)
     with pytest.raises(TimedOut):
         list(llm.stream([{"role": "user", "content": "hi"}], "m"))
 

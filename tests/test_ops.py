@@ -3,9 +3,10 @@
 import json
 
 import pytest
+from gunicorn.config import Config as GunicornConfig
 
 from chatbot.llm import RateLimited
-from chatbot.logs import configure, log_reply, outcome_of, user_hash
+from chatbot.logs import GunicornLogger, configure, log_reply, outcome_of, user_hash
 from support import FaultProxy, new_bucket
 
 
@@ -133,6 +134,21 @@ def test_text_format_keeps_readable_lines(make_app, capsys):
 def test_debug_mode_defaults_to_text_and_production_to_json(make_app):
     assert make_app(DEBUG=True).config["LOG_FORMAT"] == "text"
     assert make_app().config["LOG_FORMAT"] == "json"
+
+
+@pytest.mark.parametrize("setting, format", [("text", "text"), ("json", "json"), (" JSON ", "json"), ("", "json")])
+def test_the_log_format_setting_reaches_the_app_and_gunicorn(make_app, capsys, monkeypatch, setting, format):
+    monkeypatch.setenv("LOG_FORMAT", setting)
+    app = make_app()
+    assert app.config["LOG_FORMAT"] == format
+    app.test_client().get("/healthz").close()
+    GunicornLogger(GunicornConfig()).info("Booting worker with pid: %s", 42)
+
+    lines = capsys.readouterr().err.splitlines()
+    request_line = [line for line in lines if "GET /healthz 200" in line][-1]
+    gunicorn_line = [line for line in lines if "Booting worker with pid: 42" in line][-1]
+    assert request_line.startswith("{") == (format == "json")
+    assert gunicorn_line.startswith("{") == (format == "json")
 
 
 def test_reply_line_has_timings_and_outcome(capsys):

@@ -12,6 +12,7 @@ import requests
 
 from chatbot.config import TIMING_DEFAULTS, ConfigError, from_environment
 from chatbot.conversations import Conversations
+from chatbot.events import frame
 from chatbot.render import render_markdown
 from chatbot.replies import SAVE_FAILED
 from support import (
@@ -24,6 +25,7 @@ from support import (
     LiveServer,
     SlowTitleLLM,
     assemble,
+    finished_conversation,
     start_conversation,
     stored_conversations,
     stream_url,
@@ -285,3 +287,19 @@ def test_timing_settings_come_from_the_environment(monkeypatch):
     settings = from_environment()
     assert (settings["REPLY_SAVE_SECONDS"], settings["REPLY_LEASE_SECONDS"]) == (0.5, 3)
     assert settings["HEARTBEAT_SECONDS"] == TIMING_DEFAULTS["HEARTBEAT_SECONDS"]
+
+
+@pytest.mark.parametrize("after", ["²", "9" * 5000])
+def test_a_malformed_resume_id_is_not_a_server_error(app, after):
+    client = app.test_client()
+    cid, mid = finished_conversation(client)
+    app.testing = False  # answer as in production: an exception is a 500 page
+    assert client.get(f"{stream_url(cid, mid)}?after={after}").status_code == 200
+
+
+def test_model_text_cannot_forge_or_end_an_sse_event():
+    forged = frame("render", "a\r\n\r\nevent: final\ndata: <b>x</b>\r\rid: 9\n\n")
+    events = forged.split("\n\n")
+    assert events[1:] == [""]  # one event, however the text breaks its lines
+    assert all(line.startswith(("event: render", "data: ")) for line in events[0].split("\n"))
+    assert "\r" not in forged

@@ -189,13 +189,6 @@
     if (error) error.textContent = "";
   });
 
-  // A reply refreshes the sidebar list, which would wipe search results the user is reading.
-  document.addEventListener("htmx:sseBeforeMessage", function (event) {
-    var search = document.querySelector('#sidebar input[type="search"]');
-    var type = event.detail.type;
-    if ((type === "sidebar" || type === "title") && search && search.value.trim() !== "") event.preventDefault();
-  });
-
   // A streaming reply's Markdown arrives as patches of its rendered HTML (chatbot/render.py,
   // LiveMarkdown): "<keep>\n<commit>\n<html>" keeps the first <keep> UTF-16 code units (a string's own
   // unit here) of the tail's HTML, appends <html>, then moves the first <commit> units into the
@@ -246,17 +239,31 @@
     content.liveRefused = true;
   }
 
+  // A reply's stream resumes where it left off. The browser's own reconnection sends Last-Event-ID, but
+  // the SSE extension (htmx-ext-sse 2.2.4, chatbot/static/vendor/) handles an error that closes the
+  // source by opening a new EventSource from the element's sse-connect attribute, and a new EventSource
+  // sends no Last-Event-ID. So the attribute's URL carries ?after=<the last event seen>, and the new
+  // source asks for what follows: nothing is shown twice or skipped. Check this when updating the extension.
+  function rememberLastEvent(element, message) {
+    var source = element.closest && element.closest("[sse-connect]");
+    if (!message.lastEventId || !source) return;
+    var url = source.getAttribute("sse-connect").split("?")[0];
+    source.setAttribute("sse-connect", url + "?after=" + encodeURIComponent(message.lastEventId));
+  }
+
+  // A reply refreshes the sidebar list, which would wipe search results the user is reading.
+  function keepsSearchResults(message) {
+    var search = document.querySelector('#sidebar input[type="search"]');
+    return (message.type === "sidebar" || message.type === "title") && search && search.value.trim() !== "";
+  }
+
+  // Each event of a reply's stream, before the extension swaps it in.
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
     var message = event.detail;
-    // A reply's stream resumes where it left off. The browser's own reconnection sends
-    // Last-Event-ID; when htmx opens a new EventSource instead (after an error), the
-    // stream's URL says the last event seen, so nothing is shown twice or skipped.
-    var source = event.target.closest && event.target.closest("[sse-connect]");
-    if (message.lastEventId && source) {
-      var url = source.getAttribute("sse-connect").split("?")[0];
-      source.setAttribute("sse-connect", url + "?after=" + encodeURIComponent(message.lastEventId));
-    }
-    if (message.type === "render") {
+    rememberLastEvent(event.target, message);
+    if (keepsSearchResults(message)) {
+      event.preventDefault();
+    } else if (message.type === "render") {
       event.preventDefault();
       applyRenderPatch(event.target, message.data);
     }
@@ -276,6 +283,8 @@
     }, 0);
   });
 
+  // htmx triggers htmx:load on the body once it has processed the page at start (htmx 2.0.11, in a
+  // timeout after DOMContentLoaded), then on each swapped-in element: one listener covers both.
   document.addEventListener("htmx:load", function (event) {
     decorateCodeBlocks(event.detail.elt);
   });
@@ -285,37 +294,34 @@
     if (event.detail.target && event.detail.target.id === "chat") scrollToEnd();
   });
   document.addEventListener("htmx:historyRestore", scrollToEnd);
-  document.addEventListener("DOMContentLoaded", function () {
-    decorateCodeBlocks(document);
-    scrollToEnd();
-  });
+  document.addEventListener("DOMContentLoaded", scrollToEnd);
 
-  document.addEventListener("click", function (event) {
-    var target = event.target;
-    if (target.closest("#jump-latest")) {
-      scrollToEnd();
-      messagesPane().focus({ preventScroll: true }); // the button hides: keep the focus near it
-      return;
-    }
+  // Clicks, by feature. Each handler returns true when the click was its own and nothing else applies.
+  function jumpToLatest(target) {
+    if (!target.closest("#jump-latest")) return false;
+    scrollToEnd();
+    messagesPane().focus({ preventScroll: true }); // the button hides: keep the focus near it
+    return true;
+  }
+
+  function closeMenus(target) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {
       // A click elsewhere closes the menu, and so does an item (an export downloads and leaves the page as it was).
       if (!menu.contains(target) || target.closest(".menu-items a")) menu.open = false;
     });
+  }
+
+  function copyButtons(target) {
     var codeButton = target.closest(".copy-code");
-    if (codeButton) {
-      copy(codeButton, codeButton.closest(".highlight").querySelector("code").innerText);
-      return;
-    }
     var linkButton = target.closest(".copy-link");
-    if (linkButton) {
-      copy(linkButton, linkButton.getAttribute("data-url"));
-      return;
-    }
     var replyButton = target.closest(".copy-reply");
-    if (replyButton) {
-      copy(replyButton, replyButton.closest(".bubble").querySelector(".content").innerText);
-      return;
-    }
+    if (codeButton) copy(codeButton, codeButton.closest(".highlight").querySelector("code").innerText);
+    else if (linkButton) copy(linkButton, linkButton.getAttribute("data-url"));
+    else if (replyButton) copy(replyButton, replyButton.closest(".bubble").querySelector(".content").innerText);
+    return Boolean(codeButton || linkButton || replyButton);
+  }
+
+  function sidebarDrawer(target) {
     var sidebar = document.getElementById("sidebar");
     if (!sidebar) return;
     var toggle = target.closest(".sidebar-toggle");
@@ -326,5 +332,13 @@
     } else if (target.closest("#conversation-list .entry-link, .new-chat") || !target.closest("#sidebar")) {
       closeSidebar(); // a conversation chosen, or a tap outside the drawer (on its backdrop)
     }
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (jumpToLatest(target)) return;
+    closeMenus(target);
+    if (copyButtons(target)) return;
+    sidebarDrawer(target);
   });
 })();

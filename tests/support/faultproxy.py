@@ -66,6 +66,12 @@ class FaultProxy:
         finally:
             for end in (source, sink):
                 try:
+                    # shutdown() first: close() alone sends no FIN while the other pipe's thread is still
+                    # blocked in recv() on this socket, and the browser would wait on a silent connection.
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # shut down already, or closed
+                try:
                     end.close()
                 except OSError:
                     pass
