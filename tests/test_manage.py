@@ -295,6 +295,9 @@ def test_a_reply_edited_away_while_streaming_ends_its_stream_quietly(make_app):
     assert rest.rstrip().endswith("event: done\ndata:")
     messages = stored_conversations(app)[0]["messages"]
     assert messages[0]["content"] == "Write a short poem." and messages[1]["id"] != mid
+    # The edit started a new reply of up to 400 tokens: stopped, it ends now, not minutes after the test.
+    client.post(f"/c/{cid}/messages/{messages[1]['id']}/stop", headers=HTMX)
+    assert app.extensions["replies"].wait_for_jobs(30) == 0
 
 
 def test_controls_on_unknown_conversations_or_messages_are_404(client):

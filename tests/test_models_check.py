@@ -57,7 +57,7 @@ class FakeHub:
         return response(environ, start_response)
 
     def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()  # shutdown() waits a poll
         return self
 
     def __exit__(self, *exc):

@@ -87,7 +87,7 @@ class FakeModelServer:
         return "".join(self.pieces)
 
     def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()  # shutdown() waits a poll
         return self
 
     def __exit__(self, *exc):
