@@ -1,111 +1,134 @@
-"""Time to first token: the app in Chromium (through gunicorn and the HF backend) against llama.cpp called directly."""
+"""Time to first token, timed inside Chromium: the app's page against a plain page streaming the same model.
 
-import http.client
-import json
-import time
-from dataclasses import dataclass, fields
+Both sides talk to the same FAKE model server (tests/support/fake_model.py), which sleeps FIRST_DELAY before its
+first piece without using CPU, so the figure is what the app adds, not the model. Each side is timed by the page's
+own listeners, from the Enter keydown to the first text in the reply's content area (a MutationObserver); the
+results are read only after the first text is shown (Playwright's evaluate and waits run a large script in the
+page, which would hold its main thread during the round), and the page says when that is with a console message.
+"""
+
+from dataclasses import dataclass
+
+from support import FakeModelServer
 
 from .registry import Row, benchmark, median
 from .servers import bench_gunicorn
 
-ROUNDS = 8
-MAX_TOKENS = 32
+ROUNDS = 10
+FIRST_DELAY = 0.04  # seconds the fake model waits before its first piece
+PIECES = [f"word{number} " for number in range(8)]
+TIMELINE = ("response", "swap", "connect", "open", "event", "text")
 
-# Installed in the app's page: the time of the Enter that sends, and of each token event.
-WATCH_TOKENS = """() => {
-  window.benchTimes = {tokens: []};
-  if (window.benchWatching) return;  // listeners once per page, times anew each round
+# The app's page: the times of the round's steps, in ms after performance.timeOrigin. Installed once per page,
+# reset each round. EventSource is wrapped to see when the reply's stream is created and opens.
+WATCH_APP = """() => {
+  window.benchTimes = {replies: document.querySelectorAll('[data-role="assistant"]').length};
+  if (window.benchWatching) return;
   window.benchWatching = true;
-  document.addEventListener('keydown', e => { if (e.key === 'Enter') window.benchTimes.sent = performance.now(); },
+  const first = (name) => {
+    if (window.benchTimes[name] === undefined) window.benchTimes[name] = performance.now();
+  };
+  document.addEventListener('keydown', e => { if (e.key === 'Enter') first('keydown'); }, {capture: true});
+  document.addEventListener('htmx:afterSwap', e => { if (e.detail.target.id === 'messages') first('swap'); },
                             {capture: true});
-  // The reply's text arrives as render events (app.js applies them, so htmx:sseMessage never fires for them).
-  document.addEventListener('htmx:sseBeforeMessage', e => {
-    if (e.detail.type === 'render') window.benchTimes.tokens.push(performance.now());
-  }, {capture: true});
+  document.addEventListener('htmx:sseBeforeMessage', e => { if (e.detail.type === 'render') first('event'); },
+                            {capture: true});
+  const Original = window.EventSource;
+  window.EventSource = function (url, options) {
+    const source = new Original(url, options);
+    first('connect');
+    source.addEventListener('open', () => first('open'));
+    return source;
+  };
+  Object.assign(window.EventSource, {CONNECTING: 0, OPEN: 1, CLOSED: 2, prototype: Original.prototype});
+  new MutationObserver(() => {
+    const times = window.benchTimes, replies = document.querySelectorAll('[data-role="assistant"]');
+    if (times.text !== undefined || times.keydown === undefined || replies.length <= times.replies) return;
+    const content = replies[replies.length - 1].querySelector('.content');
+    if (!content || !content.textContent.trim()) return;
+    first('text');
+    const request = performance.getEntriesByType('resource').find(
+      entry => entry.initiatorType === 'xmlhttprequest' && entry.startTime >= times.keydown);
+    if (request) times.response = request.responseEnd;
+    console.log('bench:text');
+  }).observe(document.documentElement, {childList: true, characterData: true, subtree: true});
 }"""
 
-# The same request straight from a page to the model server (llama.cpp's server allows any origin).
-BROWSER_DIRECT = """async ([url, prompt, maxTokens]) => {
-  const start = performance.now();
-  const response = await fetch(url + '/v1/chat/completions', {method: 'POST',
-    headers: {'Content-Type': 'application/json'},
-    body: JSON.stringify({model: 'bench', stream: true, temperature: 0, top_p: 0.7, seed: 0, max_tokens: maxTokens,
-                          messages: [{role: 'user', content: prompt}]})});
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  for (;;) {
-    const {value, done} = await reader.read();
-    if (done) return null;
-    if (decoder.decode(value).includes('"content"')) return performance.now() - start;
-  }
+# A plain page that streams the model's reply with fetch() into a <div> when Enter is pressed in its textarea.
+# Its body is text/plain so that, like the app's own requests, it needs no CORS preflight.
+DIRECT_PAGE = """<!doctype html><title>direct</title>
+<textarea id="box">Tell me one fact.</textarea><div id="content"></div>"""
+
+WATCH_DIRECT = """(url) => {
+  const times = window.benchTimes = {};
+  const first = (name) => { if (times[name] === undefined) times[name] = performance.now(); };
+  const content = document.getElementById('content');
+  content.textContent = '';
+  document.getElementById('box').onkeydown = async (e) => {
+    if (e.key !== 'Enter') return;
+    first('keydown');
+    e.preventDefault();
+    const response = await fetch(url + '/chat/completions', {method: 'POST', headers: {'Content-Type': 'text/plain'},
+      body: JSON.stringify({model: 'fake-model', stream: true,
+                            messages: [{role: 'user', content: 'Tell me one fact.'}]})});
+    first('response');
+    const reader = response.body.getReader(), decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) return;
+      first('event');
+      buffer += decoder.decode(value, {stream: true});
+      const lines = buffer.split('\\n');
+      buffer = lines.pop();
+      for (const line of lines) {
+        if (!line.startsWith('data: {')) continue;
+        const piece = JSON.parse(line.slice(6)).choices[0].delta.content;
+        if (piece) content.append(piece);
+      }
+    }
+  };
+  new MutationObserver(() => {
+    if (times.text === undefined && content.textContent.trim()) { first('text'); console.log('bench:text'); }
+  }).observe(content, {childList: true, characterData: true, subtree: true});
 }"""
 
 
 @dataclass
-class Round:
-    """What one round measures, in milliseconds."""
+class Timed:
+    """One send, in ms after its Enter keydown: each step of TIMELINE (None when the side has none)."""
 
-    app_first: float  # a new chat: Enter in the page to its first token event
-    direct_first: float  # the same kind of prompt streamed straight from llama.cpp's server
-    browser_direct_first: float  # the same, as a streaming fetch() from a page
-    app_followup: float  # a second message in that chat
-    direct_followup: float  # the same history and a question of the same length, straight to the server
-    app_gap: float  # mean time between the app's token events
-    direct_gap: float  # mean time between the server's streamed pieces
+    text: float
+    steps: dict
 
 
-def direct_stream(base_url, prompt, max_tokens, history=()):
-    """Stream a chat completion from the model server; return the times (s) of its text pieces."""
-    host, port = base_url.split("//")[1].split(":")
-    messages = [*history, {"role": "user", "content": prompt}]
-    body = json.dumps(
-        {
-            "model": "bench",
-            "stream": True,
-            "temperature": 0,
-            "top_p": 0.7,
-            "seed": 0,
-            "max_tokens": max_tokens,
-            "messages": messages,
-        }
-    )
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    start = time.perf_counter()
-    connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-    times = []
-    for line in connection.getresponse():
-        line = line.strip()
-        if line.startswith(b"data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
-            times.append(time.perf_counter() - start)
-    connection.close()
-    return times
+def timed_send(page, press):
+    """Press Enter through press(), wait for the page's own note of the first text; return the Timed round."""
+    with page.expect_console_message(lambda message: message.text == "bench:text", timeout=30_000):
+        press()
+    times = page.evaluate("window.benchTimes")
+    steps = {name: times[name] - times["keydown"] if name in times else None for name in TIMELINE}
+    return Timed(steps["text"], steps)
 
 
-def clear_prefix_cache(llama_url):
-    """llama.cpp reuses the longest prompt prefix it has just seen: a one-token request of another prompt
-    clears it, so whichever side runs second does not get the other's prompt for free."""
-    direct_stream(llama_url, "Hi.", 1)
-
-
-def mean_gap(times):
-    """The mean time between consecutive pieces."""
-    return (times[-1] - times[0]) / max(1, len(times) - 1)
-
-
-def send_in_page(page, text):
-    """Type text in the app's composer, press Enter, wait for the reply; return the page's token times (ms)."""
+def app_send(page, text):
+    """Send text from the app's composer and time it; wait for the reply to end before returning."""
     from playwright.sync_api import expect
 
-    replies = page.locator('[data-role="assistant"]')
-    before = replies.count()
-    page.evaluate(WATCH_TOKENS)
-    composer = page.locator('textarea[name="text"]')
-    composer.fill(text)
-    composer.press("Enter")
-    expect(replies).to_have_count(before + 1)
-    expect(replies.last).to_have_attribute("data-status", "done", timeout=60_000)
-    times = page.evaluate("window.benchTimes")
-    return [token - times["sent"] for token in times["tokens"]]
+    page.evaluate(WATCH_APP)
+    page.locator("#composer-text").fill(text)
+    timed = timed_send(page, lambda: page.keyboard.press("Enter"))
+    expect(page.locator('[data-role="assistant"]').last).to_have_attribute("data-status", "done", timeout=30_000)
+    return timed
+
+
+def direct_send(page, model_url):
+    """Stream one reply from the model into the plain page, timed the same way."""
+    page.evaluate(WATCH_DIRECT, model_url)
+    page.locator("#box").focus()
+    timed = timed_send(page, lambda: page.keyboard.press("Enter"))
+    page.wait_for_function(f"document.getElementById('content').textContent === {''.join(PIECES)!r}")
+    return timed
 
 
 def open_new_chat(page):
@@ -118,117 +141,78 @@ def open_new_chat(page):
     expect(page.get_by_text("How can I help?")).to_be_visible()
 
 
-def one_round(number, page, blank, llama_url):
-    """Alternate the direct and the app's requests with distinct prompts of equal length; return the Round."""
+def app_round(page, number):
+    """A new chat's first message, then a follow-up in it; return both Timed."""
     from playwright.sync_api import expect
 
-    clear_prefix_cache(llama_url)
-    direct = direct_stream(llama_url, f"Tell me one fact about the number {100 + 2 * number}.", MAX_TOKENS)
-
-    clear_prefix_cache(llama_url)
-    browser_direct_first = blank.evaluate(
-        BROWSER_DIRECT, [llama_url, f"Tell me one fact about the number {500 + 2 * number}.", MAX_TOKENS]
-    )
-
-    clear_prefix_cache(llama_url)
     open_new_chat(page)
-    app = send_in_page(page, f"Tell me one fact about the number {101 + 2 * number}.")
-    # Wait for the title too, so the model server is idle before the next request.
-    expect(page.locator("#chat-title")).not_to_have_text("Untitled chat", timeout=60_000)
+    new_chat = app_send(page, f"Tell me one fact about the number {100 + number}.")
+    expect(page.locator("#chat-title")).not_to_have_text("Untitled chat", timeout=30_000)
+    followup = app_send(page, f"And one fact about the number {200 + number}?")
+    return new_chat, followup
 
-    # A follow-up: the answer to the POST is two bubbles, not the whole pane.
-    clear_prefix_cache(llama_url)
-    followup = send_in_page(page, f"And one fact about the number {201 + 2 * number}?")
-    exported = page.evaluate("fetch(location.pathname + '/export.json').then(response => response.json())")
-    history = [{"role": message["role"], "content": message["content"]} for message in exported["messages"][:2]]
-    clear_prefix_cache(llama_url)
-    question = f"And one fact about the number {301 + 2 * number}?"
-    direct_followup = direct_stream(llama_url, question, MAX_TOKENS, history)
 
-    return Round(
-        app_first=app[0],
-        direct_first=direct[0] * 1000,
-        browser_direct_first=browser_direct_first,
-        app_followup=followup[0],
-        direct_followup=direct_followup[0] * 1000,
-        app_gap=mean_gap(app),
-        direct_gap=mean_gap(direct) * 1000,
+def timeline(sends):
+    """The median of each step over sends, as text."""
+    parts = []
+    for name in ("keydown", *TIMELINE):
+        values = [send.steps[name] for send in sends if send.steps.get(name) is not None] if name != "keydown" else [0]
+        parts.append(f"{name} {median(values):.0f}" if values else f"{name} —")
+    return ", ".join(parts) + " ms"
+
+
+def measure(browser, app_url, model_url, rounds=ROUNDS):
+    """Interleave the app's rounds with the plain page's; return (new chats, follow-ups, directs) as lists of Timed."""
+    page = browser.new_page(bypass_csp=True)  # the harness's evaluate needs eval, which the app's CSP forbids
+    page.goto(app_url)
+    direct = browser.new_page()
+    direct.set_content(DIRECT_PAGE)
+    new_chats, followups, directs = [], [], []
+    for number in range(rounds):
+        directs.append(direct_send(direct, model_url))
+        new_chat, followup = app_round(page, number)
+        new_chats.append(new_chat)
+        followups.append(followup)
+        directs.append(direct_send(direct, model_url))
+    page.close()
+    direct.close()
+    return new_chats, followups, directs
+
+
+def rows(new_chats, followups, directs):
+    """The table's rows: each app send against the plain page, and where the time goes."""
+    direct = median(send.text for send in directs)
+    result = []
+    for figure, sends in (("a new chat", new_chats), ("a follow-up message", followups)):
+        app = median(send.text for send in sends)
+        result.append(
+            Row(
+                f"Time to first token of {figure}, app vs a plain page, in Chromium",
+                f"{app:.0f} ms vs {direct:.0f} ms: +{app - direct:.0f} ms",
+                "≤ +20 ms",
+                app - direct <= 20,
+                f"median of {len(sends)} against {len(directs)} interleaved; Enter keydown → first text in the "
+                f"reply (page's own listeners); both stream the same fake model, which waits "
+                f"{FIRST_DELAY * 1000:.0f} ms before its first piece; app under gunicorn (Procfile), HF backend",
+            )
+        )
+    result.append(
+        Row(
+            "Where the time goes: a new chat's send, step by step (medians, from the Enter keydown)",
+            f"app: {timeline(new_chats)}; plain page: {timeline(directs)}",
+            "—",
+            None,
+            "response: the POST's answer received (Resource Timing; the plain page: fetch's headers); swap: htmx "
+            "swapped it in; connect/open: the reply's EventSource created/opened; event: the first render event",
+        )
     )
-
-
-def medians(rounds):
-    """The median of each of Round's figures over the rounds, as a Round."""
-    return Round(**{field.name: median(getattr(each, field.name) for each in rounds) for field in fields(Round)})
-
-
-def rows(typical):
-    """The table's rows for the medians of the rounds."""
-    added, followup_added = typical.app_first - typical.direct_first, typical.app_followup - typical.direct_followup
-    return [
-        Row(
-            "Time to first token of a new chat, app (browser send → first text) vs direct",
-            f"{typical.app_first:.0f} ms vs {typical.direct_first:.0f} ms: +{added:.0f} ms",
-            "≤ +20 ms",
-            added <= 20,
-            f"median of {ROUNDS}; Chromium → gunicorn (Procfile) → HF backend → llama.cpp server, SmolLM2, "
-            f"{MAX_TOKENS} tokens, distinct prompts alternating with the direct stream",
-        ),
-        Row(
-            "Time to first token of a follow-up message, app vs direct",
-            f"{typical.app_followup:.0f} ms vs {typical.direct_followup:.0f} ms: +{followup_added:.0f} ms",
-            "≤ +20 ms",
-            followup_added <= 20,
-            "same rounds: a second message in the conversation just created; direct: the same history "
-            "and a question of the same length",
-        ),
-        Row(
-            "Time to first token from the page: through the app vs straight to the model server",
-            f"{typical.app_first:.0f} ms vs {typical.browser_direct_first:.0f} ms: "
-            f"+{typical.app_first - typical.browser_direct_first:.0f} ms",
-            "—",
-            None,
-            "same rounds; the direct one is a streaming fetch() from the page (the app starts the model when "
-            "the message is posted; the page then opens the reply's event stream)",
-        ),
-        Row(
-            "Time between updates after the first, app vs direct",
-            f"{typical.app_gap:.1f} ms vs {typical.direct_gap:.1f} ms",
-            "—",
-            None,
-            "same runs; app: render events in the page (pieces within 100 ms are rendered together); "
-            "direct: streamed chunks",
-        ),
-    ]
+    return result
 
 
 @benchmark("ttft")
 def first_token(servers):
-    """Time to first token of a new chat and of a follow-up, and time per token, app against direct."""
-    llama_url = servers.llama_url
-    settings = {"HF_TOKEN": "bench", "HF_BASE_URL": llama_url + "/v1", "CHATBOT_MODELS": "bench"}
-    with bench_gunicorn(**settings, MAX_TOKENS=str(MAX_TOKENS)) as server:
-        # The page's CSP forbids eval, which Playwright's waits use: bypassed for the harness, not the app's code.
-        page = servers.browser.new_page(bypass_csp=True)
-        page.goto(server.url)
-        blank = servers.browser.new_page()  # the app's CSP rightly forbids fetching another origin from its pages
-        rounds = [one_round(number, page, blank, llama_url) for number in range(ROUNDS)]
-        page.close()
-        blank.close()
-        job_firsts = [
-            json.loads(line)["ttft_ms"]
-            for line in server.output().splitlines()
-            if line.startswith("{") and '"event": "reply"' in line and '"ttft_ms": null' not in line
-        ]
-    typical = medians(rounds)
-    new_chats = job_firsts[0::2]  # each round logs a new chat's reply, then a follow-up's
-    return rows(typical) + [
-        Row(
-            "Where the time goes: a new chat's first piece inside the app, from its job's start",
-            f"{median(new_chats):.0f} ms (the model called directly: {typical.direct_first:.0f} ms)",
-            "—",
-            None,
-            f"median of {len(new_chats)}, from the app's reply log lines (ttft_ms): the model itself answers later "
-            "while the browser works on the same 2 cores; the POST, the swap and the event stream's connection "
-            "happen in parallel with it",
-        )
-    ]
+    """Time to first token of a new chat and of a follow-up, in the page, app against a plain page."""
+    with FakeModelServer(pieces=PIECES, interval=0.01, first_delay=FIRST_DELAY) as model:
+        settings = {"HF_TOKEN": "bench", "HF_BASE_URL": model.url, "CHATBOT_MODELS": "fake-model"}
+        with bench_gunicorn(**settings) as server:
+            return rows(*measure(servers.browser, server.url, model.url))

@@ -79,6 +79,14 @@ def _reply(store_reply, answer, mid=None):
     return answer(conversation, reply)
 
 
+def _announce_stream(response, conversation, reply):
+    """Name the reply's event stream in a header, so app.js opens it while htmx is still swapping the answer in."""
+    response = make_response(response)
+    if reply is not None:
+        response.headers["X-Reply-Stream"] = url_for("chat.stream", cid=conversation.id, mid=reply.id)
+    return response
+
+
 def _start_job(conversation, reply, slot):
     """Generate the reply on the server, now, in a job no request owns; it holds the slot until it ends,
     then its pieces are charged to the daily token budgets of the user and of this client's address."""
@@ -124,6 +132,7 @@ def start():
         response = make_response(
             render_template("responses/started.html", conversation=conversation, models=get_llm().models)
         )
+        response = _announce_stream(response, conversation, reply)
         return htmx.push_url(response, url_for("chat.conversation", cid=conversation.id))
 
     return _reply(lambda: current_conversations().start(text, model), started)
@@ -153,12 +162,13 @@ def send(cid):
 
     def sent(conversation, reply):
         user = conversation.messages[-2]  # add_exchange appends the user's message, then its reply
-        return render_template(
+        answer = render_template(
             "responses/sent.html",
             conversation=conversation,
             exchange=[user, reply],
             previous_reply=conversation.reply_before(user.id),
         )
+        return _announce_stream(answer, conversation, reply)
 
     return _reply(lambda: conversations.add_exchange(cid, text, model), sent)
 

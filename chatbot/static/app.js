@@ -251,6 +251,37 @@
     source.setAttribute("sse-connect", url + "?after=" + encodeURIComponent(message.lastEventId));
   }
 
+  // A reply's stream opens as soon as the answer that starts it arrives, not once htmx has swapped that
+  // answer in: the answer names the stream in its X-Reply-Stream header, and at htmx:beforeSwap the
+  // EventSource is created. The SSE extension, which calls htmx.createEventSource(url) for the
+  // swapped-in sse-connect element (and only sets its own when there is none), is handed that source.
+  // No event can be missed meanwhile: an EventSource dispatches its events in tasks of their own, and
+  // htmx swaps the answer and processes it (swapDelay and settleDelay are 0) within the task that fires
+  // htmx:beforeSwap, so the extension's listeners are on before any event. A source no element took
+  // (the answer was not swapped) is closed after that task.
+  var earlyStreams = {};
+
+  function openEarlyStream(event) {
+    var url = event.detail.xhr && event.detail.xhr.getResponseHeader("X-Reply-Stream");
+    if (!url || !event.detail.shouldSwap || earlyStreams[url]) return;
+    var source = new EventSource(url, { withCredentials: true });
+    earlyStreams[url] = source;
+    setTimeout(function () {
+      if (earlyStreams[url] !== source) return;
+      delete earlyStreams[url];
+      source.close();
+    }, 0);
+  }
+
+  if (window.htmx) {
+    htmx.createEventSource = function (url) {
+      var source = earlyStreams[url];
+      delete earlyStreams[url];
+      return source || new EventSource(url, { withCredentials: true });
+    };
+    document.addEventListener("htmx:beforeSwap", openEarlyStream);
+  }
+
   // A reply refreshes the sidebar list, which would wipe search results the user is reading.
   function keepsSearchResults(message) {
     var search = document.querySelector('#sidebar input[type="search"]');

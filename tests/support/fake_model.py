@@ -21,9 +21,10 @@ class ListeningHTTPServer(ThreadingHTTPServer):
 class FakeModelServer:
     """Serves `pieces` one every `interval` seconds for a reply; a title request (few max_tokens) gets `title`."""
 
-    def __init__(self, pieces=None, interval=0.05, title="A fake model title"):
+    def __init__(self, pieces=None, interval=0.05, title="A fake model title", first_delay=0.0):
         self.pieces = list(pieces) if pieces is not None else [f"word{number} " for number in range(40)]
         self.interval = interval
+        self.first_delay = first_delay  # seconds a reply waits before its first piece, asleep (no CPU), as a model
         self.title = title
         self.requests = 0
         self.abandoned = 0  # replies whose client went away before the end
@@ -36,6 +37,18 @@ class FakeModelServer:
 
             def log_message(self, *args):
                 pass
+
+            def end_headers(self):
+                # Any origin may call it, as llama.cpp's server allows: a benchmark's page streams from it directly.
+                self.send_header("Access-Control-Allow-Origin", "*")
+                super().end_headers()
+
+            def do_OPTIONS(self):  # a page's preflight, for a JSON body
+                self.send_response(204)
+                self.send_header("Access-Control-Allow-Methods", "GET, POST")
+                self.send_header("Access-Control-Allow-Headers", "Content-Type, Authorization")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def do_GET(self):  # /v1/models, as llama.cpp's server answers it
                 body = json.dumps({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}).encode()
@@ -63,6 +76,8 @@ class FakeModelServer:
                 self.end_headers()
                 is_title = request.get("max_tokens", 1024) <= 30
                 pieces = [server.title] if is_title else server.pieces
+                if not is_title:
+                    time.sleep(server.first_delay)
                 try:
                     for piece in pieces:
                         chunk = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}}]}
