@@ -2,7 +2,7 @@
 
 import os
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from . import assets, config, htmx, live, llm, logs, replies, storage
@@ -40,61 +40,20 @@ def create_app(test_config=None):
     replies.init_app(app)
     assets.init_app(app)  # static files under hashed names through WhiteNoise; pages compressed
 
-    from . import auth, chat, identity, limits, security, sidebar
+    from . import account, auth, billing, chat, headers, identity, limits, oidc, ops, security, share, sidebar
 
     security.init_app(app)  # first: the client's real address and scheme, for everything after
+    headers.init_app(app)  # CSP, nosniff, referrer, no-store on every answer a view makes
     limits.init_app(app)  # rate limits, reply slots, token budgets, open streams
     identity.init_app(app)
-    app.register_blueprint(auth.bp)
-    from . import billing, oidc
-
-    oidc.init_app(app)  # sign in with Hugging Face, or another OpenID Connect provider
+    oidc.init_app(app)  # sign in with Hugging Face, or another OpenID Connect provider (its own blueprint)
     billing.init_app(app)  # who pays for a reply
-    app.register_blueprint(chat.bp)
-    app.register_blueprint(sidebar.bp)
-    from . import share
-
-    app.register_blueprint(share.bp)
-    from . import account, ops
-
-    app.register_blueprint(ops.bp)
+    for blueprint in (auth.bp, chat.bp, sidebar.bp, share.bp, ops.bp, account.bp):
+        app.register_blueprint(blueprint)
     csrf.exempt(ops.bp)  # probes post nothing and carry no session
-    app.register_blueprint(account.bp)
-
-    app.after_request(_security_headers)
     _register_error_pages(app)
     _register_commands(app)
     return app
-
-
-# No inline scripts, styles or event handlers anywhere: the app's JavaScript lives in static files.
-# The app has no frames, plugins or <base>: frame-src, object-src and base-uri forbid them outright, so
-# markup that got into a page could not load a frame, a plugin, or turn the page's relative URLs elsewhere.
-# form-action also names the sign-in providers' origins (oidc.py): "Connect" posts a form whose answer
-# redirects there, and Chromium holds a form's redirects to form-action too.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'{form_targets}; "
-    "frame-ancestors 'none'"
-)
-
-
-def content_security_policy(form_targets=()):
-    """The Content-Security-Policy header, forms allowed to post (or redirect) to 'self' and form_targets."""
-    return CONTENT_SECURITY_POLICY.format(form_targets="".join(f" {origin}" for origin in form_targets))
-
-
-def _security_headers(response):
-    policy = current_app.extensions.get("csp") or content_security_policy()
-    response.headers.setdefault("Content-Security-Policy", policy)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.endpoint != "static":
-        # Every answer a view makes is made for one session (its conversations, its CSRF token): no cache,
-        # shared or the browser's own, may keep it. A view that means otherwise says so (the share page).
-        # Static files keep their own caching (WhiteNoise answers them before Flask, except in debug).
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 def _register_error_pages(app):

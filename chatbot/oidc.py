@@ -22,6 +22,7 @@ from . import identities, limits, tokens
 from .accounts import move_conversations, new_session_id
 from .auth import safe_next, start_session
 from .conversations import is_valid_id, new_id
+from .headers import content_security_policy
 from .identity import account_sessions
 from .storage import get_store
 
@@ -54,8 +55,6 @@ def _configured(config):
 
 def init_app(app):
     """Register the configured providers with Authlib, and the blueprint."""
-    from . import content_security_policy
-
     oauth = OAuth(app)
     config = app.config
     settings = {
