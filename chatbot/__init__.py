@@ -51,6 +51,9 @@ def create_app(test_config=None):
     oidc.init_app(app)  # sign in with Hugging Face, or another OpenID Connect provider
     billing.init_app(app)  # who pays for a reply
     app.register_blueprint(chat.bp)
+    from . import branches
+
+    app.register_blueprint(branches.bp)
     app.register_blueprint(sidebar.bp)
     from . import share
 

@@ -33,7 +33,8 @@ def test_editing_a_middle_message_makes_a_new_branch_and_keeps_the_old_one():
     reply.finish("Answer 2, better", DONE)
     assert texts(conversation) == ["Question 1", "Answer 1", "Question 2, better", "Answer 2, better"]
     assert len(conversation.messages) == 8  # nothing was removed
-    assert conversation.versions()[reply.parent] == (2, 2)
+    version = conversation.versions()[reply.parent]
+    assert (version.place, version.total, version.previous, version.next) == (2, 2, second_question, None)
     # The model reads the new branch only.
     history = conversation.history_before(reply.id)
     assert [turn["content"] for turn in history] == ["Question 1", "Answer 1", "Question 2, better"]
@@ -46,7 +47,8 @@ def test_regenerating_the_first_reply_adds_a_version_of_it():
     again = conversation.restart_reply(replies[0].id, LEASE)
     again.finish("Answer 1, again", DONE)
     assert texts(conversation) == ["Question 1", "Answer 1, again"]
-    assert conversation.versions() == {again.id: (2, 2)}
+    versions = conversation.versions()
+    assert list(versions) == [again.id] and (versions[again.id].place, versions[again.id].total) == (2, 2)
     assert replies[0].content == "Answer 1"
     assert conversation.history_before(again.id) == [{"role": "user", "content": "Question 1"}]
 
@@ -58,7 +60,7 @@ def test_switching_versions_shows_the_newest_leaf_under_the_chosen_one():
     new_reply.finish("Answer 2, better", DONE)
     assert conversation.switch(second_question)
     assert texts(conversation)[-2:] == ["Question 3", "Answer 3"]  # down to the old branch's newest leaf
-    assert conversation.versions()[second_question] == (1, 2)
+    assert conversation.versions()[second_question].place == 1
     assert conversation.switch(new_reply.parent)
     assert conversation.current == new_reply.id
     assert conversation.switch(new_reply.parent) is False  # already shown

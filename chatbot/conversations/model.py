@@ -109,6 +109,17 @@ class Message:
         self.finish(self.content, INTERRUPTED, INTERRUPTED_NOTE)
 
 
+@dataclass(frozen=True)
+class Version:
+    """Where a message stands among its siblings: its place (from 1), their number, and the ids of the
+    previous and the next version (None at either end)."""
+
+    place: int
+    total: int
+    previous: str | None
+    next: str | None
+
+
 @dataclass
 class Conversation:
     """A conversation: every message of its tree (in the order they were made), and its current leaf."""
@@ -186,15 +197,18 @@ class Conversation:
         return self.children(self.message(mid).parent)
 
     def versions(self):
-        """{message id: (its place among its siblings from 1, their number)}, for the path's messages with siblings."""
-        counts = {}
+        """{message id: Version} for the path's messages that have siblings (the version control's data)."""
+        groups = {}
         for message in self.messages:
-            counts.setdefault(message.parent, []).append(message.id)
+            groups.setdefault(message.parent, []).append(message.id)
         shown = {}
         for message in self.path:
-            group = counts[message.parent]
+            group = groups[message.parent]
             if len(group) > 1:
-                shown[message.id] = (group.index(message.id) + 1, len(group))
+                place = group.index(message.id)
+                previous = group[place - 1] if place > 0 else None
+                following = group[place + 1] if place + 1 < len(group) else None
+                shown[message.id] = Version(place + 1, len(group), previous, following)
         return shown
 
     def leaf_under(self, mid):
