@@ -145,13 +145,16 @@ class Conversation:
             Message(**{name: value for name, value in message.items() if name in known})
             for message in document.get("messages", [])
         ]
-        conversation = cls(**fields)
-        if document.get("version") is None:  # a flat list: each message follows the one before
-            for before, message in zip([None, *conversation.messages], conversation.messages, strict=False):
+        fields.pop("version", None)  # a document with none (a flat list) is written as the current version
+        return cls(**fields)
+
+    def __post_init__(self):
+        # A flat list (a document stored before trees, or messages listed by hand): no current leaf and no
+        # parents, so it reads as one path, each message following the one before.
+        if self.current is None and self.messages and all(message.parent is None for message in self.messages):
+            for before, message in zip([None, *self.messages], self.messages, strict=False):
                 message.parent = before.id if before else None
-            conversation.current = conversation.messages[-1].id if conversation.messages else None
-            conversation.version = FORMAT_VERSION  # so the next write stores the tree
-        return conversation
+            self.current = self.messages[-1].id
 
     def to_dict(self):
         """The JSON document to store."""
