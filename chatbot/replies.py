@@ -174,7 +174,8 @@ class Job:
             started = time.monotonic()
             conversation = self.conversation or self.conversations.get(self.cid)
             model = conversation.reply(self.mid).model
-            outcome = self._generate(build_prompt(conversation.history_before(self.mid), model, self.settings), model)
+            history, instructions = conversation.history_before(self.mid), conversation.instructions
+            outcome = self._generate(build_prompt(history, model, self.settings, instructions), model)
             saved = self._save(outcome)
             if saved is not None:
                 self._finish(saved, model, outcome, started)
@@ -267,7 +268,7 @@ class Job:
         )
         # A stopped first reply with some text is an exchange too: the conversation gets its title.
         if conversation.title is None and (status == DONE or (status == STOPPED and outcome.text.strip())):
-            title = make_title(self.llm, model, conversation.first_user_text, outcome.text, self.settings)
+            title = make_title(self.llm, model, conversation.first_user_text_to(self.mid), outcome.text, self.settings)
             self.conversations.set_auto_title(self.cid, title)
             self.emit(events.TITLE)
 
