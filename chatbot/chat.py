@@ -5,7 +5,7 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 
-from . import billing, events, htmx, limits
+from . import attachments, billing, events, files, htmx, limits
 from .identity import current_conversations, current_uid, user_required
 from .llm import get_llm
 from .replies import get_replies
@@ -50,6 +50,13 @@ def composer_error(message, status, conversation=None):
         response = make_response(render_template("regions/composer_error.html", error=message), status)
         return htmx.retarget(response, "#composer-error")
     return _chat_page(conversation, status=status, error=message, draft=request.form.get("text", ""))
+
+
+@bp.errorhandler(attachments.Refused)
+def file_refused(error):
+    """A file that cannot be attached: said in the composer, the typed text kept (400 or 413)."""
+    cid = (request.view_args or {}).get("cid")
+    return composer_error(str(error), error.status, current_conversations().get(cid) if cid else None)
 
 
 def _reply(store_reply, answer, mid=None):
@@ -126,6 +133,7 @@ def start():
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status)
+    uploads = files.read_uploads(model)  # refused: file_refused says why
 
     def started(conversation, reply):
         # Small on purpose; the sidebar learns of the conversation from the stream's first event.
@@ -135,7 +143,7 @@ def start():
         response = _announce_stream(response, conversation, reply)
         return htmx.push_url(response, url_for("chat.conversation", cid=conversation.id))
 
-    return _reply(lambda: current_conversations().start(text, model), started)
+    return _reply(lambda: current_conversations().start(text, model, files.keep(current_uid(), uploads)), started)
 
 
 @bp.get("/c/<cid>")
@@ -159,6 +167,7 @@ def send(cid):
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status, conversations.get(cid))
+    uploads = files.read_uploads(model)  # refused: file_refused says why
 
     def sent(conversation, reply):
         user = conversation.messages[-2]  # add_exchange appends the user's message, then its reply
@@ -170,7 +179,7 @@ def send(cid):
         )
         return _announce_stream(answer, conversation, reply)
 
-    return _reply(lambda: conversations.add_exchange(cid, text, model), sent)
+    return _reply(lambda: conversations.add_exchange(cid, text, model, files.keep(current_uid(), uploads)), sent)
 
 
 @bp.post("/c/<cid>/messages/<mid>/regenerate")

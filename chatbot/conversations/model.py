@@ -66,6 +66,8 @@ class Message:
     error: str | None = None
     # While streaming: when the job last saved the text (its lease).
     saved_at: str | None = None
+    # A user message's files: [{id, name, type, size, kind}] (chatbot/files.py keeps them).
+    attachments: list | None = None
 
     @property
     def finished(self):
@@ -142,6 +144,8 @@ class Conversation:
                 break
             if message.role == "user" or (message.status in (DONE, STOPPED, INTERRUPTED) and message.content):
                 turns.append({"role": message.role, "content": message.content})
+                if message.attachments:
+                    turns[-1]["attachments"] = message.attachments
         return turns
 
     @property
@@ -164,10 +168,10 @@ class Conversation:
         """The title to show: the conversation's, or a placeholder until it has one."""
         return display_title(self.title)
 
-    def add_exchange(self, text, model):
-        """Append the user's text and its reply, streaming from now; return the reply."""
+    def add_exchange(self, text, model, attachments=None):
+        """Append the user's text (with its files' references) and its reply, streaming from now; return the reply."""
         stamp = now()
-        user = Message(id=new_id(), role="user", content=text, created_at=stamp)
+        user = Message(id=new_id(), role="user", content=text, created_at=stamp, attachments=attachments or None)
         reply = Message(id=new_id(), role="assistant", content="", created_at=stamp)
         reply.claim(model)
         self.messages += [user, reply]
