@@ -34,7 +34,7 @@ def serve(fid):
         abort(404)
     mime = about.get("type") if about.get("type") in SERVED_TYPES else "application/octet-stream"
     disposition = "inline" if about.get("kind") == IMAGE else "attachment"
-    response = Response(found[0], mimetype=mime + ("; charset=utf-8" if mime == "text/plain" else ""))
+    response = Response(found[0], mimetype=mime)  # Flask adds charset=utf-8 to text/plain
     response.headers["Content-Disposition"] = _disposition(disposition, about.get("name") or "file")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"  # nothing in it may run
