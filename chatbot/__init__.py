@@ -41,7 +41,22 @@ def create_app(test_config=None):
     replies.init_app(app)
     assets.init_app(app)  # static files under hashed names through WhiteNoise; pages compressed
 
-    from . import account, auth, billing, chat, files, headers, identity, limits, oidc, ops, security, share, sidebar
+    from . import (
+        account,
+        auth,
+        billing,
+        branches,
+        chat,
+        files,
+        headers,
+        identity,
+        limits,
+        oidc,
+        ops,
+        security,
+        share,
+        sidebar,
+    )
 
     security.init_app(app)  # first: the client's real address and scheme, for everything after
     headers.init_app(app)  # CSP, nosniff, referrer, no-store on every answer a view makes
@@ -49,7 +64,7 @@ def create_app(test_config=None):
     identity.init_app(app)
     oidc.init_app(app)  # sign in with Hugging Face, or another OpenID Connect provider (its own blueprint)
     billing.init_app(app)  # who pays for a reply
-    for blueprint in (auth.bp, chat.bp, files.bp, sidebar.bp, share.bp, ops.bp, account.bp):
+    for blueprint in (auth.bp, chat.bp, branches.bp, files.bp, sidebar.bp, share.bp, ops.bp, account.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(ops.bp)  # probes post nothing and carry no session
     _register_error_pages(app)

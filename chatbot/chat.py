@@ -6,6 +6,7 @@ import re
 from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 
 from . import attachments, billing, events, files, htmx, limits
+from .conversations import NotFound
 from .identity import current_conversations, current_uid, user_required
 from .llm import get_llm
 from .replies import get_replies
@@ -155,7 +156,17 @@ def conversation(cid):
     lease_seconds = current_app.config["REPLY_LEASE_SECONDS"]
     if conversation.interrupt_dead_replies(lease_seconds):  # a process died mid-reply: say so, and let Retry work
         conversation = conversations.interrupt_dead_replies(cid, lease_seconds)
+    _show_branch_of(conversation, request.args.get("m"))
     return _chat_page(conversation)
+
+
+def _show_branch_of(conversation, mid):
+    """?m=<message id> (a search result): show the branch that holds the message, without storing it."""
+    if mid:
+        try:
+            conversation.switch(mid)
+        except NotFound:
+            pass  # a message since deleted or mistyped: the conversation as stored
 
 
 @bp.post("/c/<cid>/messages")
@@ -179,7 +190,8 @@ def send(cid):
         )
         return _announce_stream(answer, conversation, reply)
 
-    return _reply(lambda: conversations.add_exchange(cid, text, model, files.keep(current_uid(), uploads)), sent)
+    after = request.form.get("after") or None  # the leaf this tab shows (another tab may show another branch)
+    return _reply(lambda: conversations.add_exchange(cid, text, model, after, files.keep(current_uid(), uploads)), sent)
 
 
 @bp.post("/c/<cid>/messages/<mid>/regenerate")
@@ -189,9 +201,29 @@ def regenerate(cid, mid):
     """Ask the model again: retry a failed, stopped or interrupted reply, or regenerate the last one."""
     return _reply(
         lambda: current_conversations().restart_reply(cid, mid, current_app.config["REPLY_LEASE_SECONDS"]),
-        lambda conversation, reply: events.render_message(conversation.message(mid), cid, conversation),
+        lambda conversation, reply: _regenerated(conversation, reply, mid),
         mid,
     )
+
+
+def _regenerated(conversation, reply, mid):
+    """The htmx answer to Retry/Regenerate: the reply in place when it restarted there, else (a new version,
+    whose branch ends with it) the chat pane."""
+    if reply is None or reply.id == mid:
+        return events.render_message(conversation.message(mid), conversation.id, conversation)
+    return htmx.retarget(
+        make_response(render_template("responses/chat_pane.html", **_pane_context(conversation))), "#chat"
+    )
+
+
+def _pane_context(conversation):
+    """What responses/chat_pane.html needs."""
+    return {
+        "conversation": conversation,
+        "entries": current_conversations().index_page(),
+        "current_id": conversation.id,
+        "models": get_llm().models,
+    }
 
 
 @bp.post("/c/<cid>/messages/<mid>/stop")
@@ -208,11 +240,11 @@ def stop(cid, mid):
 @user_required
 @limits.limit_messages
 def edit(cid, mid):
-    """Edit the last user message and send it again; its old reply is replaced."""
+    """Edit one of the user's messages: a new version of it, and a new reply; the old ones are kept."""
     conversations = current_conversations()
     conversation = conversations.get(cid)
     message = conversation.message(mid)
-    if mid != conversation.last_user_id:
+    if message.role != "user":
         abort(404)
     if request.method == "GET":
         return htmx.page_or_fragment("edit.html", "regions/edit_form.html", conversation=conversation, message=message)

@@ -78,8 +78,7 @@ def render_message(message, cid, conversation=None):
         "responses/message.html",
         message=message,
         cid=cid,
-        last_user_id=conversation.last_user_id if conversation else None,
-        last_reply_id=conversation.last_reply_id if conversation else None,
+        version=conversation.versions().get(message.id) if conversation else None,
     )
 
 

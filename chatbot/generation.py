@@ -42,10 +42,19 @@ class Settings:
         return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
 
 
-def build_prompt(history, model, settings):
+def system_prompt(settings, instructions=None):
+    """The system prompt of a reply: the site's SYSTEM_PROMPT first, then the conversation's own
+    instructions, a blank line between; None when there is neither."""
+    parts = [part for part in (settings.system_prompt, instructions) if part]
+    return "\n\n".join(parts) or None
+
+
+def build_prompt(history, model, settings, instructions=None):
     """The messages sent to the model: the newest turns that fit the budget, and the system prompt.
 
+    history is the path from the conversation's root to the reply (the branch shown, not the others).
     The oldest turns are dropped first; the last (the question) is always kept.
+    The system prompt is the site's and the conversation's instructions (system_prompt()).
     Some models (Gemma) refuse a system role, so for them the system prompt
     is folded into the first user turn.
     """
@@ -58,11 +67,12 @@ def build_prompt(history, model, settings):
     kept.reverse()
     while kept and kept[0]["role"] != "user":  # a chat template wants the user first
         kept.pop(0)
-    if settings.system_prompt:
+    system = system_prompt(settings, instructions)
+    if system:
         if "gemma" in (model or "").lower():
-            _prefix_text(kept[0], f"{settings.system_prompt}\n\n")
+            _prefix_text(kept[0], f"{system}\n\n")
         else:
-            kept.insert(0, {"role": "system", "content": settings.system_prompt})
+            kept.insert(0, {"role": "system", "content": system})
     return kept
 
 

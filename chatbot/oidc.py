@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
+from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from joserfc.errors import JoseError
@@ -31,7 +32,9 @@ bp = Blueprint("oidc", __name__, url_prefix="/auth/oidc")
 HUGGING_FACE = "huggingface"
 OTHER = "oidc"
 # What the provider's answer can fail with: its refusal, a state or ID token that does not check, no answer.
-SIGN_IN_FAILURES = (OAuthError, JoseError, requests.RequestException, KeyError, ValueError)
+# What a provider (or a forged callback) can make the flow raise: Authlib's client and OAuth 2 errors (a callback
+# without its code, say), the ID token's checks, the network, a malformed answer.
+SIGN_IN_FAILURES = (OAuthError, OAuth2Error, JoseError, requests.RequestException, KeyError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,11 @@ def _redirect_uri(name):
 
 def _go_to_provider(name, intent):
     session["oidc_intent"] = intent
+    # One pending sign-in a provider: Authlib keeps each in the cookie session for an hour, so sign-ins
+    # started and abandoned (by a user, or by another site sending the browser here) would grow the cookie
+    # past what a browser keeps, and every later sign-in would fail. A newer start replaces an older one.
+    for key in [key for key in session if key.startswith(f"_state_{name}_")]:
+        session.pop(key)
     try:
         return client(name).authorize_redirect(_redirect_uri(name))
     except SIGN_IN_FAILURES as error:  # the provider's configuration could not be read

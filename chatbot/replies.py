@@ -175,7 +175,7 @@ class Job:
             conversation = self.conversation or self.conversations.get(self.cid)
             model = conversation.reply(self.mid).model
             turns = filestore.turns_before(self.conversations, conversation, self.mid, self.settings.vision_models)
-            outcome = self._generate(build_prompt(turns, model, self.settings), model)
+            outcome = self._generate(build_prompt(turns, model, self.settings, conversation.instructions), model)
             saved = self._save(outcome)
             if saved is not None:
                 self._finish(saved, model, outcome, started)
@@ -268,7 +268,7 @@ class Job:
         )
         # A stopped first reply with some text is an exchange too: the conversation gets its title.
         if conversation.title is None and (status == DONE or (status == STOPPED and outcome.text.strip())):
-            title = make_title(self.llm, model, conversation.first_user_text, outcome.text, self.settings)
+            title = make_title(self.llm, model, conversation.first_user_text_to(self.mid), outcome.text, self.settings)
             self.conversations.set_auto_title(self.cid, title)
             self.emit(events.TITLE)
 

@@ -73,5 +73,7 @@ def snapshot(sid):
 def continue_chat(sid):
     """Copy the snapshot into the visitor's own conversations (a guest's too) and open the copy."""
     shared = read_snapshot(get_store(), sid)
-    conversation = current_conversations().start_copy(shared.get("title"), shared["model"], shared["messages"])
+    conversation = current_conversations().start_copy(
+        shared.get("title"), shared["model"], shared["messages"], shared.get("instructions")
+    )
     return redirect(url_for("chat.conversation", cid=conversation.id), 303)

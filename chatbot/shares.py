@@ -53,7 +53,7 @@ def snapshot_of(conversation, sid, uid):
     """The document a share of conversation stores: what was said so far, no ids of messages or states."""
     messages = [
         {"role": message.role, "content": message.content, "model": message.model}
-        for message in conversation.messages
+        for message in conversation.path  # the branch shown, not the others
         if message.content
     ]
     return {
@@ -64,6 +64,7 @@ def snapshot_of(conversation, sid, uid):
         "title": conversation.title,
         "model": conversation.model,
         "messages": messages,
+        "instructions": conversation.instructions,
     }
 
 

@@ -72,17 +72,27 @@ def paying_organisations(claims):
     )
 
 
-def save(store, uid, issuer, token, organisations=None):
-    """Store the tokens of a token response for user uid; the organisation to bill is kept if it still can pay."""
-    sealed = seal(current_app.config, _from_response(token))
+def save(store, uid, issuer, token, organisations=None, replacing=None):
+    """Store the tokens of a token response for user uid; the organisation to bill is kept if it still can pay.
+
+    replacing: the sealed tokens a refresh started from. The refreshed ones are stored only over those, so a
+    refresh that returns after a disconnect, "Log out everywhere" or the account's deletion (which delete the
+    record) or after another refresh brings nothing back. Returns False when nothing was stored.
+    """
+    sealed, written = seal(current_app.config, _from_response(token)), []
 
     def change(document):
+        written.clear()
+        if replacing is not None and (document is None or document.get("sealed") != replacing):
+            return None
+        written.append(True)
         document = document or {}
         orgs = document.get("orgs", []) if organisations is None else organisations
         bill_to = document.get("bill_to") if document.get("bill_to") in orgs else None
         return {"issuer": issuer, "sealed": sealed, "bill_to": bill_to, "orgs": orgs}
 
     update_json(store, keys.provider_tokens(uid), change)
+    return bool(written)
 
 
 def stored(store, uid):
@@ -132,7 +142,10 @@ def fresh_access_token(store, uid, refresh):
             return again["access_token"]
         logger.warning("refreshing a user's Hugging Face token failed: %s", type(error).__name__)
         raise SignInAgain("refresh failed") from None
-    save(store, uid, document["issuer"], renewed)
+    if not save(store, uid, document["issuer"], renewed, replacing=document["sealed"]):
+        # Disconnected, logged out everywhere or deleted meanwhile (or refreshed by another request):
+        # the tokens are no longer this user's to spend.
+        raise SignInAgain("the stored tokens changed while they were refreshed")
     return renewed["access_token"]
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from zipstream import ZipStream
 
 from . import filestore, identities, keys
-from .conversations import Conversations, is_valid_id
+from .conversations import Conversation, Conversations, is_valid_id
 from .shares import Shares
 from .storage import read_json
 
@@ -180,7 +180,9 @@ def export_zip(store, uid, username=None):
         # A generator: the conversation is read only when the zip stream gets to it.
         found = store.read(key)
         if found is not None:
-            yield json.dumps(json.loads(found[0]), ensure_ascii=False, indent=2).encode()
+            # In the current format whatever its stored version: the whole tree, each message's parent.
+            document = Conversation.from_dict(json.loads(found[0])).to_dict()
+            yield json.dumps(document, ensure_ascii=False, indent=2).encode()
 
     for key in sorted(conversation_keys(store, uid)):
         archive.add(conversation_bytes(key), "conversations/" + key.rsplit("/", 1)[1])

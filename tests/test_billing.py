@@ -170,3 +170,53 @@ def test_a_refusal_of_the_users_own_account_is_said_plainly(make_app, issuer, mo
     reply = _chat(client)
     assert reply["status"] == "error" and said in reply["error"]
     assert model.headers[0]["authorization"] == f"Bearer {_stored_tokens(app)['access_token']}"
+
+
+def _expiring_tokens(app, uid):
+    """Store tokens for uid that are due for a refresh, as a sign-in would have."""
+    with app.app_context():
+        from chatbot import tokens
+
+        tokens.save(
+            app.extensions["store"],
+            uid,
+            "https://issuer.example",
+            {"access_token": "old", "refresh_token": "r", "expires_in": 5},
+        )
+
+
+@pytest.mark.parametrize("meanwhile", ["disconnect", "log out everywhere", "delete the account"])
+def test_a_refresh_that_returns_after_the_tokens_were_deleted_brings_nothing_back(make_app, meanwhile):
+    # Each of those deletes the stored record while the provider is still answering the refresh.
+    from chatbot import tokens
+
+    app = make_app()
+    store = app.extensions["store"]
+    _expiring_tokens(app, "u1")
+
+    def refresh_while_they_are_deleted(refresh_token):
+        tokens.delete(store, "u1")  # what the three do to the tokens, at that very moment
+        return {"access_token": "renewed", "refresh_token": "r2", "expires_in": 3600}
+
+    with app.app_context(), pytest.raises(tokens.SignInAgain):
+        tokens.fresh_access_token(store, "u1", refresh_while_they_are_deleted)
+    assert tokens.stored(store, "u1") is None, f"the refreshed tokens came back after {meanwhile}"
+
+
+def test_a_callback_with_its_state_but_without_a_code_is_refused_not_a_server_error(make_app, issuer, model):
+    app = _app(make_app, issuer, model)
+    client = app.test_client()
+    started = client.get("/auth/oidc/huggingface/start")
+    state = httpx.URL(started.headers["Location"]).params["state"]
+    response = client.get(f"/auth/oidc/huggingface/callback?state={state}")
+    assert response.status_code == 400
+
+
+def test_abandoned_sign_ins_do_not_pile_up_in_the_session(make_app, issuer, model):
+    app = _app(make_app, issuer, model)
+    client = app.test_client()
+    for _ in range(25):
+        client.get("/auth/oidc/huggingface/start")
+    with client.session_transaction() as session:
+        pending = [key for key in session if key.startswith("_state_huggingface_")]
+    assert len(pending) == 1

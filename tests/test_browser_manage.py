@@ -107,9 +107,9 @@ def test_regenerate_and_edit_the_last_message(page):
         page.get_by_role("button", name="Regenerate").click()
     reply = page.locator('[data-role="assistant"]')
     expect(reply).to_have_attribute("data-status", "done", timeout=60_000)
-    expect(reply).to_have_count(1)
+    expect(reply).to_have_count(1)  # the new version replaces the old one on screen
 
-    page.get_by_role("link", name="Edit your last message").click()
+    page.get_by_role("link", name="Edit your message").click()
     editor = page.get_by_label("Edit your message")
     expect(editor).to_have_value("Waht is the sun?")
     editor.fill("What is the sun?")
@@ -222,10 +222,30 @@ def test_axe_finds_no_serious_violations(browser, live_app, scheme):
     close_page(page)
 
 
-def test_only_the_newest_message_keeps_edit_and_regenerate(page):
+def test_every_message_keeps_edit_and_regenerate(page):
     send(page, "First question")
     send(page, "Second question")
-    expect(page.get_by_role("link", name="Edit your last message")).to_have_count(1)
-    expect(page.get_by_role("button", name="Regenerate")).to_have_count(1)
-    edit = page.locator('[data-role="user"]').last.get_by_role("link", name="Edit your last message")
-    expect(edit).to_be_visible()
+    expect(page.get_by_role("link", name="Edit your message")).to_have_count(2)
+    expect(page.get_by_role("button", name="Regenerate")).to_have_count(2)
+
+
+def test_edit_the_second_of_three_then_go_back_with_previous_version_and_reload(page):
+    send(page, "Say one")
+    send(page, "Say two")
+    send(page, "Say three")
+    old_reply = page.locator('[data-role="assistant"]').nth(1)
+    old_text = old_reply.locator(".content").inner_text()
+    page.locator('[data-role="user"]').nth(1).get_by_role("link", name="Edit your message").click()
+    page.get_by_label("Edit your message").fill("Say two, please")
+    page.locator(".edit-form").get_by_role("button", name="Send").click()
+    replies = page.locator('[data-role="assistant"]')
+    expect(replies).to_have_count(2)
+    expect(replies.last).to_have_attribute("data-status", "done", timeout=60_000)
+    expect(page.get_by_text("2 / 2")).to_be_visible()
+    page.get_by_role("button", name="Previous version").click()
+    expect(page.get_by_text("1 / 2")).to_be_visible()
+    expect(page.locator('[data-role="user"] .bubble')).to_have_text(["Say one", "Say two", "Say three"])
+    expect(page.locator('[data-role="assistant"]').nth(1).locator(".content")).to_have_text(old_text)
+    page.reload()
+    expect(page.locator('[data-role="user"] .bubble')).to_have_text(["Say one", "Say two", "Say three"])
+    expect(page.get_by_text("1 / 2")).to_be_visible()

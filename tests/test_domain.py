@@ -65,20 +65,30 @@ def test_finish_keeps_the_text_and_ends_the_lease():
 
 
 @pytest.mark.parametrize("status", [ERROR, STOPPED, INTERRUPTED])
-def test_a_failed_reply_can_be_retried_anywhere(status):
+def test_a_failed_reply_with_nothing_after_it_is_retried_in_place(status):
+    conversation, first = conversation_with_reply(status, "partial")
+    restarted = conversation.restart_reply(first.id, LEASE)
+    assert restarted is first and (first.status, first.content, first.error) == (STREAMING, "", None)
+    assert len(conversation.messages) == 2
+
+
+@pytest.mark.parametrize("status", [ERROR, STOPPED, INTERRUPTED])
+def test_a_failed_reply_that_others_follow_is_retried_as_a_new_version(status):
     conversation, first = conversation_with_reply(status, "partial")
     conversation.add_exchange("Next", "m").finish("Second", DONE)
     restarted = conversation.restart_reply(first.id, LEASE)
-    assert restarted is first and (first.status, first.content, first.error) == (STREAMING, "", None)
+    assert restarted is not first and restarted.parent == first.parent and restarted.status == STREAMING
+    assert (first.status, first.content) == (status, "partial")
+    assert conversation.path[-1] is restarted
 
 
-def test_only_the_last_finished_reply_can_be_regenerated():
+def test_any_finished_reply_can_be_regenerated_as_a_new_version():
     conversation, first = conversation_with_reply(DONE)
     second = conversation.add_exchange("Next", "m")
     second.finish("Second", DONE)
-    with pytest.raises(NotFound):
-        conversation.restart_reply(first.id, LEASE)
-    assert conversation.restart_reply(second.id, LEASE) is second
+    again = conversation.restart_reply(first.id, LEASE)
+    assert again.parent == first.parent and first.content == "An answer."
+    assert conversation.restart_reply(second.id, LEASE).parent == second.parent
 
 
 def test_a_running_reply_is_not_restarted():
@@ -95,21 +105,15 @@ def test_a_user_message_is_not_a_reply():
         conversation.restart_reply(conversation.last_user_id, LEASE)
 
 
-def test_edit_replaces_the_last_exchange_and_keeps_the_message_id():
-    conversation, _ = conversation_with_reply()
+def test_edit_adds_a_version_of_the_message_and_a_reply_under_it():
+    conversation, old_reply = conversation_with_reply()
     question = conversation.last_user_id
-    reply = conversation.edit_last(question, "A better question?", "m2")
-    assert [message.id for message in conversation.messages] == [question, reply.id]
-    assert conversation.messages[0].content == "A better question?"
+    reply = conversation.edit(question, "A better question?", "m2")
+    edited = conversation.message(reply.parent)
+    assert edited.id != question and edited.parent is None and edited.content == "A better question?"
+    assert [message.id for message in conversation.path] == [edited.id, reply.id]
+    assert conversation.message(question).content == "A question?" and old_reply.content == "An answer."
     assert reply.status == STREAMING and reply.model == "m2"
-
-
-def test_only_the_last_user_message_can_be_edited():
-    conversation, _ = conversation_with_reply()
-    first = conversation.last_user_id
-    conversation.add_exchange("Next", "m").finish("Second", DONE)
-    with pytest.raises(NotFound):
-        conversation.edit_last(first, "changed", "m")
 
 
 def test_stop_in_the_domain_only_ends_a_reply_no_job_runs():

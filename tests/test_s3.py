@@ -8,7 +8,7 @@ import pytest
 
 from chatbot import create_app, keys
 from chatbot.accounts import create_account
-from chatbot.conversations import new_id
+from chatbot.conversations import DONE, Conversations, new_id
 from chatbot.storage import open_store
 from support import (
     HTMX,
@@ -194,3 +194,38 @@ def test_outage_mid_stream_ends_with_an_inline_error(make_app, s3_server, monkey
 def test_app_refuses_a_malformed_storage_url(tmp_path):
     with pytest.raises(ValueError, match="names no bucket"):
         create_app({**TEST_SETTINGS, "STORAGE_URL": "s3:///chatbot"})
+
+
+def test_two_tabs_editing_different_branches_at_once_both_survive(s3_app):
+    store = s3_app.extensions["store"]
+    uid = new_id()
+    conversations = Conversations(store, uid)
+    conversation, first = conversations.start("Question 1", "m")
+    conversations.finish_reply(conversation.id, first.id, "Answer 1", DONE)
+    conversation, second = conversations.add_exchange(conversation.id, "Question 2", "m")
+    conversations.finish_reply(conversation.id, second.id, "Answer 2", DONE)
+    barrier = threading.Barrier(2)
+
+    def edit(mid, text):
+        # Both tabs read the same version before either writes: one compare-and-swap fails and is re-applied.
+        waited = []
+
+        def change(conversation):
+            if not waited:
+                waited.append(True)
+                barrier.wait(timeout=10)
+            return conversation.edit(mid, text, "m")
+
+        Conversations(store, uid).update(conversation.id, change)
+
+    tabs = [
+        threading.Thread(target=edit, args=(first.parent, "Question 1, edited")),
+        threading.Thread(target=edit, args=(second.parent, "Question 2, edited")),
+    ]
+    for tab in tabs:
+        tab.start()
+    for tab in tabs:
+        tab.join(20)
+    stored = conversations.get(conversation.id)
+    contents = [message.content for message in stored.messages]
+    assert "Question 1, edited" in contents and "Question 2, edited" in contents and len(contents) == 8

@@ -1,6 +1,9 @@
 """The model: a Conversation and its Messages (a reply's states and how they change), ids and times.
 
-Pure: nothing here reads or writes storage (repository.py does).
+A conversation is a tree: every message has a parent (None for a first message), and the conversation
+stores its current leaf. The path from the root to the current leaf is what the page shows and what
+the model reads. Editing a message adds a sibling, regenerating a reply adds a sibling reply: nothing
+is overwritten. Pure: nothing here reads or writes storage (repository.py does).
 """
 
 import re
@@ -10,6 +13,11 @@ from datetime import datetime, timedelta, timezone
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16}")
 MAX_TITLE_CHARS = 100
+# The stored document's format: 2 is the tree (each message's parent, the current leaf). A document with
+# no version (1) is a flat list, read as one path; it is written as version 2 on its next write.
+FORMAT_VERSION = 2
+# A conversation's own instructions (its system prompt) are capped at this many characters.
+MAX_INSTRUCTIONS_CHARS = 4000
 
 # A reply's life: streaming (its job runs) -> done | error | stopped | interrupted.
 # What was generated is kept in every end state. "pending" is only found in
@@ -68,6 +76,8 @@ class Message:
     saved_at: str | None = None
     # A user message's files: [{id, name, type, size, kind}] (chatbot/files.py keeps them).
     attachments: list | None = None
+    # The message this one answers or follows; None for a first message (a root of the tree).
+    parent: str | None = None
 
     @property
     def finished(self):
@@ -101,29 +111,52 @@ class Message:
         self.finish(self.content, INTERRUPTED, INTERRUPTED_NOTE)
 
 
+@dataclass(frozen=True)
+class Version:
+    """Where a message stands among its siblings: its place (from 1), their number, and the ids of the
+    previous and the next version (None at either end)."""
+
+    place: int
+    total: int
+    previous: str | None
+    next: str | None
+
+
 @dataclass
 class Conversation:
-    """A conversation with its messages, as stored."""
+    """A conversation: every message of its tree (in the order they were made), and its current leaf."""
 
     id: str
     model: str
     created_at: str
     updated_at: str
     title: str | None = None
-    title_source: str | None = None  # "auto" (generated) or "user" (renamed)
+    title_source: str | None = None  # "auto" (generated or forked) or "user" (renamed)
     messages: list[Message] = field(default_factory=list)
+    current: str | None = None  # the leaf shown: the path from the root to it is the conversation as read
+    instructions: str | None = None  # the conversation's own system prompt
+    version: int = FORMAT_VERSION
 
     @classmethod
     def from_dict(cls, document):
-        """Build from a stored JSON document."""
-        fields = dict(document)
+        """Build from a stored JSON document; one stored before trees (no version) reads as a single path."""
         known = Message.__dataclass_fields__
+        fields = {name: value for name, value in document.items() if name in cls.__dataclass_fields__}
         # Fields of older versions (claimed_at, stop_requested) are dropped.
         fields["messages"] = [
             Message(**{name: value for name, value in message.items() if name in known})
             for message in document.get("messages", [])
         ]
+        fields.pop("version", None)  # a document with none (a flat list) is written as the current version
         return cls(**fields)
+
+    def __post_init__(self):
+        # A flat list (a document stored before trees, or messages listed by hand): no current leaf and no
+        # parents, so it reads as one path, each message following the one before.
+        if self.current is None and self.messages and all(message.parent is None for message in self.messages):
+            for before, message in zip([None, *self.messages], self.messages, strict=False):
+                message.parent = before.id if before else None
+            self.current = self.messages[-1].id
 
     def to_dict(self):
         """The JSON document to store."""
@@ -136,12 +169,78 @@ class Conversation:
                 return message
         raise NotFound(mid)
 
-    def history_before(self, mid):
-        """The turns the model sees when answering message mid: finished, non-empty ones."""
-        turns = []
+    # The tree.
+
+    def path_to(self, mid):
+        """The messages from the root down to message mid (included)."""
+        by_id = {message.id: message for message in self.messages}
+        path, message = [], by_id.get(mid)
+        if message is None:
+            raise NotFound(mid)
+        while message is not None and len(path) <= len(by_id):  # the bound guards against a cycle
+            path.append(message)
+            message = by_id.get(message.parent)
+        path.reverse()
+        return path
+
+    @property
+    def path(self):
+        """The messages shown: from the root down to the current leaf."""
+        if self.current is None:
+            return []
+        try:
+            return self.path_to(self.current)
+        except NotFound:  # a current leaf that went away: show the newest message's path
+            return self.path_to(self.messages[-1].id) if self.messages else []
+
+    def children(self, mid):
+        """The messages that follow message mid (None: the first messages), oldest first."""
+        return [message for message in self.messages if message.parent == mid]
+
+    def siblings(self, mid):
+        """Message mid and its other versions (the messages with its parent), oldest first."""
+        return self.children(self.message(mid).parent)
+
+    def versions(self):
+        """{message id: Version} for the path's messages that have siblings (the version control's data)."""
+        groups = {}
         for message in self.messages:
-            if message.id == mid:
-                break
+            groups.setdefault(message.parent, []).append(message.id)
+        shown = {}
+        for message in self.path:
+            group = groups[message.parent]
+            if len(group) > 1:
+                place = group.index(message.id)
+                previous = group[place - 1] if place > 0 else None
+                following = group[place + 1] if place + 1 < len(group) else None
+                shown[message.id] = Version(place + 1, len(group), previous, following)
+        return shown
+
+    def leaf_under(self, mid):
+        """The newest leaf below message mid: follow the most recently made child down."""
+        leaf = self.message(mid)
+        while children := self.children(leaf.id):
+            leaf = children[-1]
+        return leaf
+
+    def switch(self, mid):
+        """Show message mid's version: the current leaf becomes the newest leaf under it; False when unchanged."""
+        leaf = self.leaf_under(mid).id
+        if leaf == self.current:
+            return False
+        self.current = leaf
+        return True
+
+    @property
+    def leaf_id(self):
+        """The id of the last message shown, or None."""
+        path = self.path
+        return path[-1].id if path else None
+
+    def history_before(self, mid):
+        """The turns the model sees when answering message mid: its path's finished, non-empty ones."""
+        turns = []
+        for message in self.path_to(mid)[:-1]:
             if message.role == "user" or (message.status in (DONE, STOPPED, INTERRUPTED) and message.content):
                 turns.append({"role": message.role, "content": message.content})
                 if message.attachments:
@@ -150,32 +249,37 @@ class Conversation:
 
     @property
     def last_user_id(self):
-        """The id of the last user message (the one that may be edited), or None."""
-        return next((message.id for message in reversed(self.messages) if message.role == "user"), None)
+        """The id of the last user message shown, or None."""
+        return next((message.id for message in reversed(self.path) if message.role == "user"), None)
 
     @property
     def last_reply_id(self):
-        """The id of the last assistant message (the one that may be regenerated), or None."""
-        return next((message.id for message in reversed(self.messages) if message.role == "assistant"), None)
+        """The id of the last assistant message shown, or None."""
+        return next((message.id for message in reversed(self.path) if message.role == "assistant"), None)
 
     def reply_before(self, mid):
-        """The last assistant message before message mid, or None."""
-        position = [message.id for message in self.messages].index(mid)
-        return next((message for message in reversed(self.messages[:position]) if message.role == "assistant"), None)
+        """The last assistant message before message mid on its path, or None."""
+        return next((message for message in reversed(self.path_to(mid)[:-1]) if message.role == "assistant"), None)
 
     @property
     def display_title(self):
         """The title to show: the conversation's, or a placeholder until it has one."""
         return display_title(self.title)
 
-    def add_exchange(self, text, model, attachments=None):
-        """Append the user's text (with its files' references) and its reply, streaming from now; return the reply."""
+    # Changes.
+
+    def add_exchange(self, text, model, after=None, attachments=None):
+        """Add the user's text (with its files' references) below message `after` (the current leaf by default)
+        and its reply, streaming from now; the reply becomes the current leaf; return it."""
+        parent = self.message(after).id if after else self.leaf_id
         stamp = now()
-        user = Message(id=new_id(), role="user", content=text, created_at=stamp, attachments=attachments or None)
-        reply = Message(id=new_id(), role="assistant", content="", created_at=stamp)
+        user = Message(
+            id=new_id(), role="user", content=text, created_at=stamp, parent=parent, attachments=attachments or None
+        )
+        reply = Message(id=new_id(), role="assistant", content="", created_at=stamp, parent=user.id)
         reply.claim(model)
         self.messages += [user, reply]
-        self.model = model
+        self.model, self.current = model, reply.id
         return reply
 
     def reply(self, mid):
@@ -186,28 +290,43 @@ class Conversation:
         return message
 
     def restart_reply(self, mid, lease_seconds):
-        """Generate reply mid again (retry or regenerate); return it, or None when it is still running.
+        """Generate reply mid again; return the reply that streams now, or None when mid is still running.
 
-        A reply that failed, stopped or was interrupted can be retried anywhere;
-        a finished one regenerated only when it is the last.
+        Regenerate (a finished reply, or one that others follow) adds a sibling reply, so the old one is
+        kept. Retry (a reply that failed, stopped or was interrupted, with nothing after it) restarts the
+        same reply in place: what it holds is an error or a fragment the user asked to replace.
         """
         message = self.reply(mid)
-        if message.status == DONE and mid != self.last_reply_id:
-            raise NotFound(mid)
         if message.is_running(lease_seconds):
             return None
-        message.claim(message.model or self.model)
-        return message
+        if message.status == DONE or self.children(mid):
+            reply = Message(id=new_id(), role="assistant", content="", created_at=now(), parent=message.parent)
+            self.messages.append(reply)
+        else:
+            reply = message
+        reply.claim(message.model or self.model)
+        self.current = reply.id
+        return reply
 
-    def edit_last(self, mid, text, model):
-        """Replace the last user message mid with text, drop what followed, and return the new reply."""
-        if mid != self.last_user_id:
-            raise NotFound(mid)  # only the last user message can be edited
-        position = [message.id for message in self.messages].index(mid)
-        created_at = self.messages[position].created_at
-        del self.messages[position:]
-        reply = self.add_exchange(text, model)
-        self.messages[-2].id, self.messages[-2].created_at = mid, created_at
+    def edit(self, mid, text, model):
+        """Edit user message mid: a sibling with text, and a reply under it (the current leaf); return the reply."""
+        message = self.message(mid)
+        if message.role != "user":
+            raise NotFound(mid)
+        stamp = now()
+        # The new version keeps the edited message's files (the same stored files: both versions reference them).
+        user = Message(
+            id=new_id(),
+            role="user",
+            content=text,
+            created_at=stamp,
+            parent=message.parent,
+            attachments=message.attachments,
+        )
+        reply = Message(id=new_id(), role="assistant", content="", created_at=stamp, parent=user.id)
+        reply.claim(model)
+        self.messages += [user, reply]
+        self.model, self.current = model, reply.id
         return reply
 
     def stop_reply(self, mid, lease_seconds):
@@ -237,17 +356,23 @@ class Conversation:
         return True
 
     def to_markdown(self):
-        """The conversation as a Markdown document, for export."""
+        """The conversation as shown (its current path) as a Markdown document, for export."""
         lines = [f"# {self.display_title}", ""]
-        for message in self.messages:
+        if self.instructions:
+            lines += ["**Instructions:**", "", self.instructions, ""]
+        for message in self.path:
             speaker = "You" if message.role == "user" else f"Assistant ({message.model})"
             lines += [f"**{speaker}:**", "", message.content, ""]
         return "\n".join(lines)
 
+    def first_user_text_to(self, mid):
+        """The first thing the user said on message mid's path, or an empty string."""
+        return next((message.content for message in self.path_to(mid) if message.role == "user"), "")
+
     @property
     def first_user_text(self):
-        """The first thing the user said, or an empty string."""
-        return next((message.content for message in self.messages if message.role == "user"), "")
+        """The first thing the user said on the path shown, or an empty string."""
+        return next((message.content for message in self.path if message.role == "user"), "")
 
     def index_entry(self):
         """The summary the sidebar lists."""

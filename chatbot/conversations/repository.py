@@ -73,14 +73,14 @@ class Conversations:
         self._check_room()
         stamp = now()
         conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp)
-        reply = conversation.add_exchange(text, model, attachments)
+        reply = conversation.add_exchange(text, model, attachments=attachments)
         self._create(conversation)
         return conversation, reply
 
-    def start_copy(self, title, model, messages):
-        """Create a conversation holding finished copies of messages ({role, content, model}); return it.
+    def start_copy(self, title, model, messages, instructions=None):
+        """Create a conversation holding finished copies of messages ({role, content, model}), one path; return it.
 
-        "Continue this chat" on a shared snapshot: the copy is the visitor's own, with new ids.
+        "Continue this chat" on a shared snapshot and "Fork from here": the copy is the user's own, with new ids.
         """
         self._check_room()
         stamp = now()
@@ -91,20 +91,35 @@ class Conversations:
             updated_at=stamp,
             title=title,
             title_source="auto" if title else None,
+            instructions=instructions or None,
         )
-        conversation.messages = [
-            Message(
+        parent = None
+        for message in messages:
+            if message.get("role") not in ("user", "assistant"):
+                continue
+            copy = Message(
                 id=new_id(),
                 role=message["role"],
                 content=message["content"],
                 created_at=stamp,
                 model=message.get("model"),
+                parent=parent,
             )
-            for message in messages
-            if message.get("role") in ("user", "assistant")
-        ]
+            conversation.messages.append(copy)
+            parent = copy.id
+        conversation.current = parent
         self._create(conversation)
         return conversation
+
+    def fork(self, cid, mid):
+        """A new conversation holding the path of conversation cid up to message mid (and its instructions)."""
+        source = self.get(cid)
+        messages = [
+            {"role": message.role, "content": message.content, "model": message.model}
+            for message in source.path_to(mid)
+            if message.content or message.role == "user"
+        ]
+        return self.start_copy(f"Fork of {source.display_title}", source.model, messages, source.instructions)
 
     def _check_room(self):
         if self.max_conversations is not None and len(self.index()) >= self.max_conversations:
@@ -123,26 +138,44 @@ class Conversations:
         update_json(self.store, self._key(conversation.id), create)
         self._index_upsert(conversation)
 
-    def add_exchange(self, cid, text, model, attachments=None):
-        """Append the user's text (and files) and its streaming reply; return (conversation, reply)."""
+    def add_exchange(self, cid, text, model, after=None, attachments=None):
+        """Add the user's text (and files) below message `after` (the current leaf by default) and its streaming
+        reply; return (conversation, reply)."""
+        return self._change_reply(
+            cid, self._capped(lambda conversation: conversation.add_exchange(text, model, after, attachments))
+        )
 
-        def add(conversation):
-            if self.max_messages is not None and len(conversation.messages) + 2 > self.max_messages:
+    def restart_reply(self, cid, mid, lease_seconds):
+        """Retry or regenerate reply mid; return (conversation, reply), reply None when it is still running."""
+        return self._change_reply(
+            cid, self._capped(lambda conversation: conversation.restart_reply(mid, lease_seconds))
+        )
+
+    def edit(self, cid, mid, text, model):
+        """Add a version of user message mid with text, and its streaming reply; return (conversation, reply)."""
+        return self._change_reply(cid, self._capped(lambda conversation: conversation.edit(mid, text, model)))
+
+    def switch(self, cid, mid):
+        """Show message mid's version (the newest leaf under it); return the conversation."""
+        return self.update(cid, lambda conversation: conversation.switch(mid), touch=False)
+
+    def set_instructions(self, cid, instructions):
+        """Set the conversation's own instructions (None or "" for none); return the conversation."""
+        return self.update(cid, lambda conversation: setattr(conversation, "instructions", instructions or None))
+
+    def _capped(self, change):
+        """change, refused (CapReached) when it would leave more messages in the tree than allowed."""
+
+        def capped(conversation):
+            result = change(conversation)
+            if self.max_messages is not None and len(conversation.messages) > self.max_messages:
                 raise CapReached(
                     f"This conversation has reached {self.max_messages:,} messages, the most allowed. "
                     "Start a new chat to go on."
                 )
-            return conversation.add_exchange(text, model, attachments)
+            return result
 
-        return self._change_reply(cid, add)
-
-    def restart_reply(self, cid, mid, lease_seconds):
-        """Retry or regenerate reply mid; return (conversation, reply), reply None when it is still running."""
-        return self._change_reply(cid, lambda conversation: conversation.restart_reply(mid, lease_seconds))
-
-    def edit(self, cid, mid, text, model):
-        """Replace the last user message mid with text and drop what followed; return (conversation, reply)."""
-        return self._change_reply(cid, lambda conversation: conversation.edit_last(mid, text, model))
+        return capped
 
     def _change_reply(self, cid, change):
         replies = []
@@ -210,7 +243,8 @@ class Conversations:
         return self.update(cid, set_title)
 
     def search(self, query):
-        """Return [(entry, snippet)] for conversations whose title or messages contain every word."""
+        """Return [(entry, snippet, mid)] for conversations whose title or messages (on any branch) contain every
+        word; mid is the matching message (None for a title match), to open its branch."""
         words = [word.lower() for word in query.split()]
         if not words:
             return []
@@ -225,9 +259,13 @@ class Conversations:
                 conversation = self.get(entry["id"])
             except NotFound:
                 return None
-            for message in conversation.messages:
+            # The path shown first, so a match there opens the conversation as it is.
+            shown = conversation.path
+            ids = {message.id for message in shown}
+            others = [message for message in conversation.messages if message.id not in ids]
+            for message in shown + others:
                 if matches(message.content):
-                    return message.content
+                    return message.content, message.id
             return None
 
         # Titles first, from the index alone; message text by reading the newest conversations.
@@ -235,9 +273,9 @@ class Conversations:
             snippets = list(pool.map(snippet_of, entries[:SEARCH_DEPTH]))
         results = []
         for position, entry in enumerate(entries):
-            snippet = snippets[position] if position < len(snippets) else None
+            snippet, mid = (snippets[position] if position < len(snippets) else None) or (None, None)
             if matches(entry.get("title") or "") or snippet:
-                results.append((entry, snippet))
+                results.append((entry, snippet, mid))
         return results
 
     def delete(self, cid):
