@@ -16,7 +16,6 @@ def create_app(test_config=None):
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config.from_environment())
     app.config.update(
-        MAX_CONTENT_LENGTH=1024 * 1024,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
         PERMANENT_SESSION_LIFETIME=60 * 60 * 24 * 365,
@@ -24,6 +23,8 @@ def create_app(test_config=None):
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
+    # A message's files, its text and the form's fields; a bigger body is cut off with a 413 unread.
+    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["ATTACHMENT_MESSAGE_BYTES"] + 1024 * 1024)
     config.validate(app)
     os.makedirs(app.instance_path, exist_ok=True)
     logs.init_app(app)  # one JSON line per request (LOG_FORMAT=text for readable lines)
@@ -40,7 +41,22 @@ def create_app(test_config=None):
     replies.init_app(app)
     assets.init_app(app)  # static files under hashed names through WhiteNoise; pages compressed
 
-    from . import account, auth, billing, branches, chat, headers, identity, limits, oidc, ops, security, share, sidebar
+    from . import (
+        account,
+        auth,
+        billing,
+        branches,
+        chat,
+        files,
+        headers,
+        identity,
+        limits,
+        oidc,
+        ops,
+        security,
+        share,
+        sidebar,
+    )
 
     security.init_app(app)  # first: the client's real address and scheme, for everything after
     headers.init_app(app)  # CSP, nosniff, referrer, no-store on every answer a view makes
@@ -48,7 +64,7 @@ def create_app(test_config=None):
     identity.init_app(app)
     oidc.init_app(app)  # sign in with Hugging Face, or another OpenID Connect provider (its own blueprint)
     billing.init_app(app)  # who pays for a reply
-    for blueprint in (auth.bp, chat.bp, branches.bp, sidebar.bp, share.bp, ops.bp, account.bp):
+    for blueprint in (auth.bp, chat.bp, branches.bp, files.bp, sidebar.bp, share.bp, ops.bp, account.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(ops.bp)  # probes post nothing and carry no session
     _register_error_pages(app)

@@ -5,7 +5,7 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 
-from . import billing, events, htmx, limits
+from . import attachments, billing, events, files, htmx, limits
 from .conversations import NotFound
 from .identity import current_conversations, current_uid, user_required
 from .llm import get_llm
@@ -51,6 +51,13 @@ def composer_error(message, status, conversation=None):
         response = make_response(render_template("regions/composer_error.html", error=message), status)
         return htmx.retarget(response, "#composer-error")
     return _chat_page(conversation, status=status, error=message, draft=request.form.get("text", ""))
+
+
+@bp.errorhandler(attachments.Refused)
+def file_refused(error):
+    """A file that cannot be attached: said in the composer, the typed text kept (400 or 413)."""
+    cid = (request.view_args or {}).get("cid")
+    return composer_error(str(error), error.status, current_conversations().get(cid) if cid else None)
 
 
 def _reply(store_reply, answer, mid=None):
@@ -127,6 +134,7 @@ def start():
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status)
+    uploads = files.read_uploads(model)  # refused: file_refused says why
 
     def started(conversation, reply):
         # Small on purpose; the sidebar learns of the conversation from the stream's first event.
@@ -136,7 +144,7 @@ def start():
         response = _announce_stream(response, conversation, reply)
         return htmx.push_url(response, url_for("chat.conversation", cid=conversation.id))
 
-    return _reply(lambda: current_conversations().start(text, model), started)
+    return _reply(lambda: current_conversations().start(text, model, files.keep(current_uid(), uploads)), started)
 
 
 @bp.get("/c/<cid>")
@@ -170,6 +178,7 @@ def send(cid):
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status, conversations.get(cid))
+    uploads = files.read_uploads(model)  # refused: file_refused says why
 
     def sent(conversation, reply):
         user = conversation.messages[-2]  # add_exchange appends the user's message, then its reply
@@ -182,7 +191,7 @@ def send(cid):
         return _announce_stream(answer, conversation, reply)
 
     after = request.form.get("after") or None  # the leaf this tab shows (another tab may show another branch)
-    return _reply(lambda: conversations.add_exchange(cid, text, model, after), sent)
+    return _reply(lambda: conversations.add_exchange(cid, text, model, after, files.keep(current_uid(), uploads)), sent)
 
 
 @bp.post("/c/<cid>/messages/<mid>/regenerate")

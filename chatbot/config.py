@@ -128,6 +128,8 @@ def from_environment():
             "HF_TIMEOUT": _number("HF_TIMEOUT", 60.0, float),
             "LOCAL_MODEL_PATH": os.environ.get("LOCAL_MODEL_PATH") or None,
             "CHATBOT_MODELS": _list("CHATBOT_MODELS"),
+            # The models (of CHATBOT_MODELS) that accept images; the others are sent text only.
+            "VISION_MODELS": _list("VISION_MODELS"),
             "SYSTEM_PROMPT": os.environ.get("SYSTEM_PROMPT") or None,
             "TEMPERATURE": _number("TEMPERATURE", GENERATION_DEFAULTS["TEMPERATURE"], float),
             "TOP_P": _number("TOP_P", GENERATION_DEFAULTS["TOP_P"], float),
@@ -283,4 +285,11 @@ def security_settings():
         "MAX_CONVERSATIONS": _number("MAX_CONVERSATIONS", 1000),
         "MAX_MESSAGES_PER_CONVERSATION": _number("MAX_MESSAGES_PER_CONVERSATION", 2000),
         "SESSION_CHECK_SECONDS": _number("SESSION_CHECK_SECONDS", 30),
+        # Attachments (chatbot/attachments.py): bytes a file and a message, files a message, pages of a PDF,
+        # and bytes one user may upload a day (0: no cap).
+        "ATTACHMENT_FILE_BYTES": _number("ATTACHMENT_FILE_BYTES", 10 * 1024 * 1024),
+        "ATTACHMENT_MESSAGE_BYTES": _number("ATTACHMENT_MESSAGE_BYTES", 20 * 1024 * 1024),
+        "ATTACHMENT_MESSAGE_FILES": _number("ATTACHMENT_MESSAGE_FILES", 4),
+        "ATTACHMENT_PDF_PAGES": _number("ATTACHMENT_PDF_PAGES", 50),
+        "DAILY_UPLOAD_BYTES": _number("DAILY_UPLOAD_BYTES", 100 * 1024 * 1024),
     }

@@ -22,6 +22,7 @@ class Settings:
     context_chars: int = GENERATION_DEFAULTS["CONTEXT_CHARS"]
     system_prompt: str | None = None
     seed: int | None = None
+    vision_models: tuple = ()  # the models sent images (VISION_MODELS); others get a note instead
 
     @classmethod
     def from_config(cls, config):
@@ -33,6 +34,7 @@ class Settings:
             context_chars=config["CONTEXT_CHARS"],
             system_prompt=config["SYSTEM_PROMPT"],
             seed=config.get("LLM_SEED"),
+            vision_models=tuple(config.get("VISION_MODELS") or ()),
         )
 
     def params(self):
@@ -58,7 +60,7 @@ def build_prompt(history, model, settings, instructions=None):
     """
     kept, used = [], 0
     for turn in reversed(history):
-        used += len(turn["content"])
+        used += turn_chars(turn)
         if kept and used > settings.context_chars:
             break
         kept.append(dict(turn))
@@ -68,10 +70,27 @@ def build_prompt(history, model, settings, instructions=None):
     system = system_prompt(settings, instructions)
     if system:
         if "gemma" in (model or "").lower():
-            kept[0]["content"] = f"{system}\n\n{kept[0]['content']}"
+            _prefix_text(kept[0], f"{system}\n\n")
         else:
             kept.insert(0, {"role": "system", "content": system})
     return kept
+
+
+def turn_chars(turn):
+    """What a turn counts toward CONTEXT_CHARS: its text (with its files' text); an image counts as nothing
+    here, its bytes capped by the pipeline instead."""
+    content = turn["content"]
+    if isinstance(content, str):
+        return len(content)
+    return sum(len(part.get("text") or "") for part in content)
+
+
+def _prefix_text(turn, prefix):
+    content = turn["content"]
+    if isinstance(content, str):
+        turn["content"] = prefix + content
+    else:  # a content list (text and images): the text part is first
+        turn["content"] = [{**content[0], "text": prefix + content[0]["text"]}, *content[1:]]
 
 
 def start_model(llm, messages, model, settings):

@@ -3,6 +3,8 @@
     accounts/{username}.json              an account {uid, password_hash, created_at, sessions}
     users/{uid}/index.json                the sidebar's list [{id, title, updated_at, model}], newest first
     users/{uid}/conversations/{cid}.json  one whole conversation
+    users/{uid}/files/{fid}               an attached file's bytes (re-encoded when an image)
+    users/{uid}/files/{fid}.json          what the file is {id, name, type, size, kind, text}
     users/{uid}/shares.json               the user's share links [{id, cid, title, created_at}], newest first
     shares/{sid}.json                     a shared snapshot {id, uid, cid, created_at, title, model, messages}
     identities/{issuer}/{subject}.json    a provider's user -> {username, uid}: one account per identity
@@ -57,6 +59,21 @@ def conversations(uid):
 def conversation(uid, cid):
     """The key of user uid's conversation cid."""
     return f"{conversations(uid)}{cid}.json"
+
+
+def files(uid):
+    """The prefix of user uid's attached files."""
+    return f"{user(uid)}files/"
+
+
+def file(uid, fid):
+    """The key of the bytes of user uid's file fid."""
+    return f"{files(uid)}{fid}"
+
+
+def file_about(uid, fid):
+    """The key of what user uid's file fid is (name, type, size, text)."""
+    return f"{files(uid)}{fid}.json"
 
 
 def share_list(uid):

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import events, logs
+from . import events, filestore, logs
 from .conversations import DONE, ERROR, INTERRUPTED, STOPPED, Conversations, NotFound
 from .generation import Settings, build_prompt, start_model
 from .live import LiveFull, LiveUnavailable
@@ -174,8 +174,8 @@ class Job:
             started = time.monotonic()
             conversation = self.conversation or self.conversations.get(self.cid)
             model = conversation.reply(self.mid).model
-            history, instructions = conversation.history_before(self.mid), conversation.instructions
-            outcome = self._generate(build_prompt(history, model, self.settings, instructions), model)
+            turns = filestore.turns_before(self.conversations, conversation, self.mid, self.settings.vision_models)
+            outcome = self._generate(build_prompt(turns, model, self.settings, conversation.instructions), model)
             saved = self._save(outcome)
             if saved is not None:
                 self._finish(saved, model, outcome, started)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from zipstream import ZipStream
 
-from . import identities, keys
+from . import filestore, identities, keys
 from .conversations import Conversation, Conversations, is_valid_id
 from .shares import Shares
 from .storage import read_json
@@ -73,6 +73,7 @@ def delete_user_data(store, uid):
     # After the conversations: a link being made meanwhile that this revoke misses then finds its
     # conversation gone and takes itself back (shares.Shares.create).
     Shares(store, uid).revoke_all()
+    filestore.delete_all(store, uid)  # after the conversations that reference them
     # The index last: until then the sidebar lists what is still there, never what is gone.
     store.delete(keys.index(uid))
     return len(deleting)
@@ -164,7 +165,8 @@ def parse_age(text):
 
 
 def export_zip(store, uid, username=None):
-    """A streamed zip of everything stored for uid: each conversation as JSON, read as the zip reaches it."""
+    """A streamed zip of everything stored for uid: each conversation as JSON and each attached file, read as the
+    zip reaches it."""
     archive = ZipStream(sized=False)
     entries = user_index(store, uid)
     about = {
@@ -184,4 +186,13 @@ def export_zip(store, uid, username=None):
 
     for key in sorted(conversation_keys(store, uid)):
         archive.add(conversation_bytes(key), "conversations/" + key.rsplit("/", 1)[1])
+
+    def file_bytes(key):
+        found = store.read(key)
+        if found is not None:
+            yield found[0]
+
+    # Each attached file as files/{id}/{name}: the conversations reference it by that id.
+    for fid, name, key in filestore.stored(store, uid):
+        archive.add(file_bytes(key), f"files/{fid}/{name.replace('/', '_')}")
     return archive

@@ -157,3 +157,19 @@ def test_instructions_follow_the_site_prompt_and_fold_into_the_first_turn_for_ge
         "content": "Site rules.\n\nBe brief.",
     }
     assert build_prompt(history, "gemma-3", Settings(), "Be brief.") == [{"role": "user", "content": "Be brief.\n\nhi"}]
+
+
+def test_files_stay_with_their_message_on_every_branch():
+    conversation, replies = three_exchanges()
+    photo = {"id": "f" * 16, "name": "photo.png", "type": "image/png", "size": 10, "kind": "image"}
+    notes = {"id": "n" * 16, "name": "notes.txt", "type": "text/plain", "size": 5, "kind": "text"}
+    with_notes = conversation.add_exchange("Look", "m", after=replies[0].id, attachments=[notes])
+    with_notes.finish("Seen", DONE)
+    edited = conversation.edit(with_notes.parent, "Look again", "m")
+    assert conversation.message(edited.parent).attachments == [notes]  # the new version keeps the files
+    # The model reads the path shown, each turn with its own files; the other branch's are not sent.
+    history = conversation.history_before(edited.id)
+    assert [turn.get("attachments") for turn in history] == [None, None, [notes]]
+    conversation.message(replies[0].parent).attachments = [photo]
+    assert conversation.history_before(replies[2].id)[0]["attachments"] == [photo]
+    assert all("attachments" not in turn for turn in conversation.history_before(replies[2].id)[1:])

@@ -74,6 +74,8 @@ class Message:
     error: str | None = None
     # While streaming: when the job last saved the text (its lease).
     saved_at: str | None = None
+    # A user message's files: [{id, name, type, size, kind}] (chatbot/files.py keeps them).
+    attachments: list | None = None
     # The message this one answers or follows; None for a first message (a root of the tree).
     parent: str | None = None
 
@@ -241,6 +243,8 @@ class Conversation:
         for message in self.path_to(mid)[:-1]:
             if message.role == "user" or (message.status in (DONE, STOPPED, INTERRUPTED) and message.content):
                 turns.append({"role": message.role, "content": message.content})
+                if message.attachments:
+                    turns[-1]["attachments"] = message.attachments
         return turns
 
     @property
@@ -264,12 +268,14 @@ class Conversation:
 
     # Changes.
 
-    def add_exchange(self, text, model, after=None):
-        """Add the user's text below message `after` (the current leaf by default) and its reply, streaming
-        from now; the reply becomes the current leaf; return it."""
+    def add_exchange(self, text, model, after=None, attachments=None):
+        """Add the user's text (with its files' references) below message `after` (the current leaf by default)
+        and its reply, streaming from now; the reply becomes the current leaf; return it."""
         parent = self.message(after).id if after else self.leaf_id
         stamp = now()
-        user = Message(id=new_id(), role="user", content=text, created_at=stamp, parent=parent)
+        user = Message(
+            id=new_id(), role="user", content=text, created_at=stamp, parent=parent, attachments=attachments or None
+        )
         reply = Message(id=new_id(), role="assistant", content="", created_at=stamp, parent=user.id)
         reply.claim(model)
         self.messages += [user, reply]
@@ -308,7 +314,15 @@ class Conversation:
         if message.role != "user":
             raise NotFound(mid)
         stamp = now()
-        user = Message(id=new_id(), role="user", content=text, created_at=stamp, parent=message.parent)
+        # The new version keeps the edited message's files (the same stored files: both versions reference them).
+        user = Message(
+            id=new_id(),
+            role="user",
+            content=text,
+            created_at=stamp,
+            parent=message.parent,
+            attachments=message.attachments,
+        )
         reply = Message(id=new_id(), role="assistant", content="", created_at=stamp, parent=user.id)
         reply.claim(model)
         self.messages += [user, reply]

@@ -7,7 +7,7 @@ first, one entry a line; users/{uid}/conversations/{cid}.json, the whole convers
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from .. import keys
+from .. import filestore, keys
 from ..storage import read_json, update_json
 from .model import CapReached, Conversation, Message, NotFound, is_valid_id, new_id, now
 
@@ -68,12 +68,12 @@ class Conversations:
             raise NotFound(cid)
         return Conversation.from_dict(document)
 
-    def start(self, text, model):
-        """Create a conversation whose first message is text; return it and its streaming reply."""
+    def start(self, text, model, attachments=None):
+        """Create a conversation whose first message is text (and files); return it and its streaming reply."""
         self._check_room()
         stamp = now()
         conversation = Conversation(id=new_id(), model=model, created_at=stamp, updated_at=stamp)
-        reply = conversation.add_exchange(text, model)
+        reply = conversation.add_exchange(text, model, attachments=attachments)
         self._create(conversation)
         return conversation, reply
 
@@ -138,10 +138,12 @@ class Conversations:
         update_json(self.store, self._key(conversation.id), create)
         self._index_upsert(conversation)
 
-    def add_exchange(self, cid, text, model, after=None):
-        """Add the user's text below message `after` (the current leaf by default) and its streaming reply;
-        return (conversation, reply)."""
-        return self._change_reply(cid, self._capped(lambda conversation: conversation.add_exchange(text, model, after)))
+    def add_exchange(self, cid, text, model, after=None, attachments=None):
+        """Add the user's text (and files) below message `after` (the current leaf by default) and its streaming
+        reply; return (conversation, reply)."""
+        return self._change_reply(
+            cid, self._capped(lambda conversation: conversation.add_exchange(text, model, after, attachments))
+        )
 
     def restart_reply(self, cid, mid, lease_seconds):
         """Retry or regenerate reply mid; return (conversation, reply), reply None when it is still running."""
@@ -283,9 +285,11 @@ class Conversations:
         conversation was deleted) is removed too, so no entry stays that cannot be deleted.
         """
         key = self._key(cid)
-        existed = self.store.read(key) is not None
+        found = self.store.read(key)
+        existed = found is not None
         if existed:
             self.store.delete(key)
+            filestore.delete(self.store, self.uid, filestore.conversation_files(json.loads(found[0])))
         listed = False
 
         def drop(entries):

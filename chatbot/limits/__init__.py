@@ -9,6 +9,7 @@ One module a concern; the views use the names below (`limits.limit_messages`, `l
 - budget.py: the daily token budget per user and per client address, with room kept for the replies
   being written.
 - backoff.py: log-in back-off per username and per client address.
+- uploads.py: the bytes of attached files a user may upload a day.
 - streams.py: open event streams per user, per address, and in the whole process.
 - answers.py: the refusals (Refused, Busy) and the pages and fragments that answer them.
 
@@ -16,7 +17,7 @@ Every refusal is a 429 with Retry-After (a 503 when the process itself is full);
 stores is a 403.
 """
 
-from . import answers, budget, rates, slots, streams
+from . import answers, budget, rates, slots, streams, uploads
 from .backoff import login_failed, login_succeeded, require_login_allowed
 from .budget import require_token_budget, token_charge
 from .rates import (
@@ -31,6 +32,7 @@ from .rates import (
 )
 from .slots import REPLY_SLOT_SECONDS, get_reply_slots
 from .streams import open_stream, thread_for_waiting
+from .uploads import require_upload_room
 
 __all__ = [
     "REPLY_SLOT_SECONDS",
@@ -48,6 +50,7 @@ __all__ = [
     "open_stream",
     "require_login_allowed",
     "require_token_budget",
+    "require_upload_room",
     "take_reply_slot",
     "thread_for_waiting",
     "token_charge",
@@ -72,5 +75,6 @@ def init_app(app):
     rates.init_app(app)
     slots.init_app(app)
     budget.init_app(app)  # counted where the rate limits are: after them
+    uploads.init_app(app)  # the same
     streams.init_app(app)
     answers.init_app(app)

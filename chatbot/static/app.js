@@ -185,6 +185,8 @@
       grow(textarea);
       textarea.focus();
     }
+    var files = document.getElementById("composer-files");
+    if (files) files.value = ""; // the files went with the message
     var error = document.getElementById("composer-error");
     if (error) error.textContent = "";
   });

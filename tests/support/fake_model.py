@@ -28,6 +28,7 @@ class FakeModelServer:
         self.title = title
         self.requests = 0
         self.abandoned = 0  # replies whose client went away before the end
+        self.bodies = []  # each chat request's JSON body (the messages the model was sent)
         self.headers = []  # each chat request's headers, names lowercase (who pays: authorization, x-hf-bill-to)
         self.status = 200  # another status answers every chat request with an error (402: no credits left)
         server = self
@@ -62,6 +63,7 @@ class FakeModelServer:
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 server.requests += 1
                 server.headers.append({name.lower(): value for name, value in self.headers.items()})
+                server.bodies.append(request)
                 if server.status != 200:
                     body = json.dumps({"error": f"refused with {server.status}"}).encode()
                     self.send_response(server.status)

@@ -1,0 +1,72 @@
+"""Blueprint "files": GET /files/<fid> serves an attached file to its owner (anyone else: 404).
+
+An image inline, anything else as a download; always with nosniff, a CSP that runs nothing (sandbox) and
+Cache-Control: private. Never text/html nor image/svg+xml: the only types are the ones the pipeline gave
+(image/jpeg, image/png, application/pdf, text/plain; attachments.py), anything else octet-stream.
+"""
+
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, current_app, request
+
+from . import attachments, filestore, keys, limits
+from .attachments import IMAGE
+from .conversations import is_valid_id
+from .identity import current_uid, user_required
+from .llm import get_llm
+from .storage import get_store, read_json
+
+SERVED_TYPES = {"image/jpeg", "image/png", "application/pdf", "text/plain"}
+
+bp = Blueprint("files", __name__)
+
+
+@bp.get("/files/<fid>")
+@user_required
+def serve(fid):
+    """A file, to its owner only: inline for an image, a download otherwise; never anything that runs."""
+    if not is_valid_id(fid):
+        abort(404)
+    store, uid = get_store(), current_uid()
+    about, _ = read_json(store, keys.file_about(uid, fid))
+    found = store.read(keys.file(uid, fid))
+    if about is None or found is None:
+        abort(404)
+    mime = about.get("type") if about.get("type") in SERVED_TYPES else "application/octet-stream"
+    disposition = "inline" if about.get("kind") == IMAGE else "attachment"
+    response = Response(found[0], mimetype=mime)  # Flask adds charset=utf-8 to text/plain
+    response.headers["Content-Disposition"] = _disposition(disposition, about.get("name") or "file")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"  # nothing in it may run
+    response.headers["Cache-Control"] = "private, max-age=3600"  # never a shared cache: it is one user's
+    return response
+
+
+def _disposition(kind, name):
+    """Content-Disposition with the name as ASCII, and whole in UTF-8 (RFC 6266)."""
+    plain = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\;' else "_" for ch in name)
+    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def read_uploads(model):
+    """The files posted with a message (the "files" field), made safe: a list of Prepared.
+
+    Raises attachments.Refused (the chat says why in the composer, the text kept) for a file or a message
+    over a cap, a type this app does not take, or an image for a model that cannot see images.
+    """
+    config = current_app.config
+    uploads = [(upload.filename, upload.read()) for upload in request.files.getlist("files") if upload.filename]
+    prepared = attachments.prepare_all(uploads, attachments.Caps.from_config(config))
+    if any(item.kind == IMAGE for item in prepared) and model not in config["VISION_MODELS"]:
+        seeing = [name for name in get_llm().models if name in config["VISION_MODELS"]]
+        pick = f"Pick one that can ({', '.join(seeing)})" if seeing else "No model here can"
+        raise attachments.Refused(f"{model} cannot see images. {pick}, or send the message without the image.")
+    return prepared
+
+
+def keep(uid, prepared):
+    """Charge the files to uid's daily upload allowance (429 when over), store them; return their references."""
+    if not prepared:
+        return None
+    limits.require_upload_room(uid, sum(item.size for item in prepared))
+    return filestore.save(get_store(), uid, prepared)

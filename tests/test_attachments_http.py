@@ -1,0 +1,148 @@
+"""Attachments through the app: a no-JS multipart send, the file route's headers and owner-only access,
+what the (FAKE, OpenAI-compatible) model server receives, S3 deletion and the export zip."""
+
+import base64
+import io
+import json
+import zipfile
+
+import pytest
+from PIL import Image
+
+from support import HTMX, FakeModelServer, finish_reply, new_bucket, stored_conversations
+from support.files import GPS_IFD, pdf, photo_with_gps
+
+
+def send(client, text, files, path="/new", headers=None, model=None):
+    """Post the composer as a browser without JavaScript does: multipart, with files."""
+    data = {"text": text, "files": [(io.BytesIO(body), name) for name, body in files]}
+    if model:
+        data["model"] = model
+    return client.post(path, data=data, content_type="multipart/form-data", headers=headers or {})
+
+
+def user_message(app):
+    (conversation,) = stored_conversations(app)
+    return conversation, conversation["messages"][0]
+
+
+def test_without_javascript_a_message_is_sent_with_an_image_and_a_text_file(make_app):
+    app = make_app(VISION_MODELS=["SmolLM2-135M-Instruct"])
+    client = app.test_client()
+    response = send(client, "What is this?", [("photo.jpg", photo_with_gps()), ("notes.md", b"# Notes\n")])
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).text
+    conversation, message = user_message(app)
+    kinds = [(file["name"], file["kind"], file["type"]) for file in message["attachments"]]
+    assert kinds == [("photo.jpg", "image", "image/jpeg"), ("notes.md", "text", "text/plain")]
+    image_id, text_id = (file["id"] for file in message["attachments"])
+    assert f'<img src="/files/{image_id}"' in page and f'href="/files/{text_id}" download="notes.md"' in page
+    assert conversation["messages"][1]["status"] == "done"
+
+
+def test_a_file_is_served_to_its_owner_with_safe_headers_and_to_nobody_else(make_app):
+    app = make_app()
+    client = app.test_client()
+    send(client, "Look", [("page.html", b"<script>alert(1)</script>")])
+    _, message = user_message(app)
+    url = f"/files/{message['attachments'][0]['id']}"
+    response = client.get(url)
+    assert response.status_code == 200 and response.data == b"<script>alert(1)</script>"
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="page.html"')
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert response.headers["Cache-Control"].startswith("private")
+    assert app.test_client().get(url).status_code == 404  # another guest
+
+
+def test_refusals_keep_the_typed_text_in_the_composer(make_app):
+    app = make_app()
+    client = app.test_client()
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    response = send(client, "Keep this text", [("cat.png", svg)])
+    assert response.status_code == 400
+    assert "named like an image" in response.text and "Keep this text</textarea>" in response.text
+    response = send(client, "Keep me too", [("photo.jpg", photo_with_gps())], headers=HTMX)
+    assert response.status_code == 400 and "cannot see images" in response.text
+    assert response.headers["HX-Retarget"] == "#composer-error"
+    response = send(client, "Pages", [("long.pdf", pdf(51))])
+    assert response.status_code == 413 and "51 pages" in response.text and "Pages</textarea>" in response.text
+    assert stored_conversations(app) == [] and not list(app.extensions["store"].keys("users/"))
+
+
+def test_the_model_receives_the_reencoded_image_and_the_files_text(make_app):
+    with FakeModelServer(pieces=["Seen."], interval=0) as server:
+        app = make_app(
+            LLM_BACKEND="huggingface",
+            HF_BASE_URL=server.url,
+            HF_TOKEN="hf_test",
+            CHATBOT_MODELS=["fake-model"],
+            VISION_MODELS=["fake-model"],
+        )
+        client = app.test_client()
+        files = [("photo.jpg", photo_with_gps()), ("report.pdf", pdf(1)), ("data.csv", b"city,n\nParis,3\n")]
+        response = send(client, "Describe", files, headers=HTMX, model="fake-model")
+        assert response.status_code == 200
+        cid = response.headers["HX-Push-Url"].rsplit("/", 1)[1]
+        _, message = user_message(app)
+        finish_reply(client, cid, stored_conversations(app)[0]["messages"][1]["id"])
+    (body,) = [body for body in server.bodies if body.get("max_tokens", 1024) > 30]
+    (turn,) = [turn for turn in body["messages"] if turn["role"] == "user"]
+    text_part, image_part = turn["content"]
+    assert "File report.pdf:" in text_part["text"] and "Quarterly revenue grew" in text_part["text"]
+    assert "File data.csv:" in text_part["text"] and "Paris,3" in text_part["text"]
+    assert text_part["text"].endswith("Describe")
+    url = image_part["image_url"]["url"]
+    assert image_part["type"] == "image_url" and url.startswith("data:image/jpeg;base64,")
+    sent = base64.b64decode(url.split(",", 1)[1])
+    stored = app.extensions["store"].read(f"users/{stored_uid(app)}/files/{message['attachments'][0]['id']}")[0]
+    assert sent == stored
+    image = Image.open(io.BytesIO(sent))
+    assert image.size == (1568, 784) and not image.getexif().get_ifd(GPS_IFD) and b"FakeCam" not in sent
+
+
+def stored_uid(app):
+    (key,) = [key for key in app.extensions["store"].keys("users/") if "/conversations/" in key]
+    return key.split("/")[1]
+
+
+@pytest.fixture
+def s3_app(make_app, s3_server, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
+    bucket = new_bucket(s3_server)
+    app = make_app(STORAGE_URL=f"s3://{bucket}/chatbot", VISION_MODELS=["SmolLM2-135M-Instruct"])
+    app.bucket = bucket
+    return app
+
+
+def bucket_keys(s3_server, bucket):
+    listed = s3_server.client().list_objects_v2(Bucket=bucket)
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def test_on_s3_the_export_holds_the_files_and_a_deleted_conversation_takes_them(s3_app, s3_server):
+    client = s3_app.test_client()
+    response = send(client, "Two files", [("a.txt", b"alpha"), ("b.png", photo_with_gps((40, 20), "PNG"))])
+    assert response.status_code == 303
+    conversation, message = user_message(s3_app)
+    ids = [file["id"] for file in message["attachments"]]
+    assert all(any(key.endswith(f"/files/{fid}") for key in bucket_keys(s3_server, s3_app.bucket)) for fid in ids)
+
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/account/export.zip").data))
+    assert archive.read(f"files/{ids[0]}/a.txt") == b"alpha"
+    assert Image.open(io.BytesIO(archive.read(f"files/{ids[1]}/b.png"))).size == (40, 20)
+    exported = json.loads(archive.read(f"conversations/{conversation['id']}.json"))
+    assert [file["id"] for file in exported["messages"][0]["attachments"]] == ids
+
+    assert client.post(f"/sidebar/{conversation['id']}/delete").status_code == 303
+    assert not [key for key in bucket_keys(s3_server, s3_app.bucket) if "/files/" in key]
+    assert client.get(f"/files/{ids[0]}").status_code == 404
+
+
+def test_delete_all_my_conversations_deletes_the_files(make_app):
+    app = make_app()
+    client = app.test_client()
+    send(client, "One", [("a.txt", b"alpha")])
+    assert client.post("/account/delete-conversations").status_code in (302, 303)
+    assert not [key for key in app.extensions["store"].keys("users/") if "/files/" in key]
