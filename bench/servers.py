@@ -53,6 +53,8 @@ class Servers:
 def bench_app(**settings):
     """An app over a fresh folder store (or settings' STORAGE_URL) whose model is never run."""
     # The benchmarks send far faster than a person: rate limits off (RATELIMIT_ENABLED, README "Security").
+    if isinstance(settings.get("CHATBOT_MODELS"), str):  # written for gunicorn's environment: a list here
+        settings["CHATBOT_MODELS"] = settings["CHATBOT_MODELS"].split(",")
     return build_app(Path(tempfile.mkdtemp()), UNUSED_MODEL, **{"RATELIMIT_ENABLED": False, **settings})
 
 
