@@ -1,4 +1,5 @@
-"""The README's screenshots (light, dark, phone, a share link) with Chromium: `.venv/bin/python docs/screenshots.py`."""
+"""The README's screenshots (light, dark, phone, a share link, branches with an image) with Chromium:
+`.venv/bin/python docs/screenshots.py`."""
 
 import os
 import sys
@@ -11,7 +12,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from chatbot.llm.local import LocalLLM  # noqa: E402
-from support import CHROMIUM, CHROMIUM_ARGS, LiveServer, build_app, send_message  # noqa: E402
+from support import CHROMIUM, CHROMIUM_ARGS, FakeLLM, LiveServer, build_app, send_message  # noqa: E402
 
 PROMPTS = ["Write a Python function that reverses a string.", "What is the capital of France?"]
 
@@ -54,5 +55,40 @@ def main():
         print(path.relative_to(ROOT), os.path.getsize(path), "bytes")
 
 
+class NumberedReplies(FakeLLM):
+    """A FAKE model whose replies say which one they are, so two versions of a reply look different."""
+
+    count = 0
+
+    def stream(self, messages, model=None, **params):
+        """A short Markdown reply, numbered."""
+        NumberedReplies.count += 1
+        yield from [f"Version {NumberedReplies.count} of this reply: ", "a **photo** of a ", "sunset over water."]
+
+
+def branches():
+    """A conversation with an attached photo and a regenerated reply: the version control and the thumbnail."""
+    from PIL import Image
+
+    photo = Path(tempfile.mkdtemp()) / "sunset.jpg"
+    Image.linear_gradient("L").resize((640, 360)).convert("RGB").save(photo)
+    model = NumberedReplies().models[0]
+    app = build_app(Path(tempfile.mkdtemp()), NumberedReplies(), VISION_MODELS=[model], RATELIMIT_ENABLED=False)
+    with LiveServer(app) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1000, "height": 620}).new_page()
+        page.goto(server.url)
+        page.get_by_label("Attach files").set_input_files(str(photo))
+        expect(send_message(page, "What is in this photo?")).to_have_attribute("data-status", "done")
+        page.get_by_role("button", name="Regenerate").click()
+        expect(page.locator(".version-count")).to_have_text("2 / 2")
+        page.screenshot(path=str(ROOT / "docs" / "screenshot-branches.png"))
+        browser.close()
+    path = ROOT / "docs" / "screenshot-branches.png"
+    print(path.relative_to(ROOT), os.path.getsize(path), "bytes")
+
+
 if __name__ == "__main__":
-    main()
+    branches()
+    if "--branches-only" not in sys.argv:
+        main()
