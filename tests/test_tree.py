@@ -173,3 +173,12 @@ def test_files_stay_with_their_message_on_every_branch():
     conversation.message(replies[0].parent).attachments = [photo]
     assert conversation.history_before(replies[2].id)[0]["attachments"] == [photo]
     assert all("attachments" not in turn for turn in conversation.history_before(replies[2].id)[1:])
+
+
+def test_the_stored_document_holds_every_field_of_every_message_as_dataclasses_would():
+    # to_dict is built by hand for speed: it must say exactly what dataclasses.asdict says.
+    from dataclasses import asdict
+
+    conversation = Conversation("c" * 16, "model", "t0", "t0", title="A title", instructions="Be brief.")
+    conversation.add_exchange("Hello", "model", attachments=[{"id": "f" * 16, "name": "a.txt", "type": "text/plain"}])
+    assert conversation.to_dict() == asdict(conversation)

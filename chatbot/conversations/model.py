@@ -8,7 +8,7 @@ is overwritten. Pure: nothing here reads or writes storage (repository.py does).
 
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16}")
@@ -122,6 +122,10 @@ class Version:
     next: str | None
 
 
+# A message's stored fields, in order (Conversation.to_dict).
+_MESSAGE_FIELDS = tuple(item.name for item in fields(Message))
+
+
 @dataclass
 class Conversation:
     """A conversation: every message of its tree (in the order they were made), and its current leaf."""
@@ -159,8 +163,15 @@ class Conversation:
             self.current = self.messages[-1].id
 
     def to_dict(self):
-        """The JSON document to store."""
-        return asdict(self)
+        """The JSON document to store (built field by field: dataclasses.asdict deep-copies every value, which
+        took most of a send's time on a conversation of 1,000 messages)."""
+        document = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "messages":
+                value = [{name: getattr(message, name) for name in _MESSAGE_FIELDS} for message in value]
+            document[item.name] = value
+        return document
 
     def message(self, mid):
         """Return the message with id mid or raise NotFound."""
