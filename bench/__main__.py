@@ -6,7 +6,10 @@ import time
 from . import first_token, lighthouse, live, pages, plans, serving  # noqa: F401  (importing them registers their benchmarks)
 
 # isort: split
-from . import capacity  # noqa: F401  (last: it is built from the figures above, and runs after them)
+from . import (
+    branches,  # noqa: F401  (importing it registers its benchmark)
+    capacity,  # noqa: F401  (last: it is built from the figures above, and runs after them)
+)
 from .registry import BENCHMARKS
 from .report import table, write_results
 from .servers import Servers
