@@ -125,7 +125,7 @@ def test_phone_header_menu_and_drawer(browser, reader):
     menu = page.locator("#conversation-menu .menu-items")
     expect(menu).to_be_visible()
     names = [link.inner_text() for link in menu.get_by_role("link").all()]
-    assert names == ["Share", "Rename", "Export Markdown", "Export JSON", "Delete"]
+    assert names == ["Share", "Rename", "Instructions", "Export Markdown", "Export JSON", "Delete"]
     assert all(menu.get_by_role("link").nth(index).bounding_box()["x"] >= 0 for index in range(len(names)))
     page.keyboard.press("Escape")
     expect(menu).to_be_hidden()

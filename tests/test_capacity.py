@@ -26,6 +26,7 @@ from support import (
     LiveServer,
     SlowTitleLLM,
     start_conversation,
+    stored_conversations,
     stream_url,
 )
 
@@ -289,7 +290,10 @@ def test_a_regenerated_reply_is_not_ended_by_the_title_of_the_one_it_replaces(ma
         assert client.post(f"/c/{cid}/messages/{mid}/regenerate", headers=HTMX).status_code == 200
         old_model.release.set()  # the old job logs what it still has, if anything
         wait_until(lambda: app.extensions["replies"].running() == 1)  # the old job is over; the new one waits
-        assert [event["kind"] for _, event in app.extensions["live"].read(reply_key(cid, mid))] == ["started"]
+        # Regenerate adds a sibling reply (a new version) and shows it: its log holds its own start alone.
+        new_mid = stored_conversations(app)[0]["current"]
+        assert new_mid != mid
+        assert [event["kind"] for _, event in app.extensions["live"].read(reply_key(cid, new_mid))] == ["started"]
     finally:
         old_model.release.set()
         new_model.release.set()

@@ -12,6 +12,7 @@ from chatbot.llm import LLM
 from chatbot.sidebar import group_by_date, highlight
 from support import (
     HTMX,
+    BlockingLLM,
     FakeLLM,
     FakeSlowLLM,
     finish_reply,
@@ -56,8 +57,10 @@ def test_renaming_the_conversation_on_screen_renames_its_heading_and_the_tab(cli
 
 
 def test_a_user_title_is_never_overwritten_by_the_generator(client, app):
+    model = app.extensions["llm"] = BlockingLLM()  # the reply ends only after the rename, whatever the load
     cid, mid = start_conversation(client, "Tell me a joke")
     client.post(f"/sidebar/{cid}/rename", data={"title": "Jokes"}, headers=HTMX)
+    model.release.set()
     kinds = [kind for kind, _ in finish_reply(client, cid, mid)]
     assert kinds[-2:] == ["final", "done"]
     assert stored_conversations(app)[0]["title"] == "Jokes"
