@@ -5,7 +5,20 @@ import os
 import pytest
 
 from chatbot.llm.local import LocalLLM, default_model_path
-from support import CLEARED_ENVIRONMENT, CREDENTIALS, FakeLLM, LlamaServer, RedisServer, S3Server, build_app
+from support import (
+    CLEARED_ENVIRONMENT,
+    CREDENTIALS,
+    SLOW_FRUIT_REPLY,
+    SLOW_FRUIT_TITLE,
+    FakeLLM,
+    FakeSlowLLM,
+    LiveServer,
+    LlamaServer,
+    RedisServer,
+    S3Server,
+    build_app,
+    in_pieces,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -131,4 +144,28 @@ def llama_server(model_path):
 def redis_server():
     """Debian's redis-server on a free loopback port for the whole session (url, client(), restart())."""
     with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    """A real OpenID Connect provider (oidc-provider-mock) for a module's sign-in tests; each test its own users."""
+    from support.oidc import oidc_provider
+
+    with oidc_provider() as url:
+        yield url
+
+
+@pytest.fixture
+def slow_fruit_app(make_app):
+    """An app whose FAKE model writes SLOW_FRUIT_REPLY (code and a table) slowly, titled SLOW_FRUIT_TITLE."""
+    app = make_app()
+    app.extensions["llm"] = FakeSlowLLM(in_pieces(SLOW_FRUIT_REPLY), title=SLOW_FRUIT_TITLE)
+    return app
+
+
+@pytest.fixture
+def slow_fruit_server(slow_fruit_app):
+    """slow_fruit_app served over HTTP."""
+    with LiveServer(slow_fruit_app) as server:
         yield server

@@ -12,13 +12,6 @@ from support import HTMX, FakeModelServer, finish_reply, start_conversation, sto
 from support.oidc import oidc_provider, set_claims, sign_in, sign_in_settings
 
 
-@pytest.fixture(scope="module")
-def issuer():
-    """One provider for the module's tests; each test uses its own users."""
-    with oidc_provider() as url:
-        yield url
-
-
 @pytest.fixture
 def model():
     """The FAKE model server the Hugging Face backend talks to (HF_BASE_URL)."""

@@ -7,33 +7,14 @@ The model is a FAKE (support's FakeSlowLLM) writing known Markdown slowly: the m
 import pytest
 from playwright.sync_api import expect
 
-from support import FakeSlowLLM, LiveServer, close_page, in_pieces, open_page, send_message
+from support import SLOW_FRUIT_REPLY, SLOW_FRUIT_TITLE, FakeSlowLLM, close_page, in_pieces, open_page, send_message
 
 pytestmark = pytest.mark.browser
 
-REPLY = (
-    "Some code:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nA table:\n\n"
-    "| fruit | colour |\n|---|---|\n| apple | red |\n| kiwi | green |\n\nThe end of the reply."
-)
-TITLE = "Fruit and code"
 
-
-@pytest.fixture
-def slow_app(make_app):
-    app = make_app()
-    app.extensions["llm"] = FakeSlowLLM(in_pieces(REPLY), title=TITLE)
-    return app
-
-
-@pytest.fixture
-def server(slow_app):
-    with LiveServer(slow_app) as server:
-        yield server
-
-
-def test_stop_then_retry_keep_the_focus_on_the_reply(browser, server, slow_app):
-    slow_app.extensions["llm"] = FakeSlowLLM(in_pieces(REPLY), interval=0.1, title=TITLE)
-    page = open_page(browser, server.url)
+def test_stop_then_retry_keep_the_focus_on_the_reply(browser, slow_fruit_server, slow_fruit_app):
+    slow_fruit_app.extensions["llm"] = FakeSlowLLM(in_pieces(SLOW_FRUIT_REPLY), interval=0.1, title=SLOW_FRUIT_TITLE)
+    page = open_page(browser, slow_fruit_server.url)
     reply = send_message(page)
     page.get_by_role("button", name="Stop generating").focus()
     page.keyboard.press("Enter")
@@ -46,8 +27,8 @@ def test_stop_then_retry_keep_the_focus_on_the_reply(browser, server, slow_app):
     close_page(page)
 
 
-def test_the_phone_drawer_takes_the_focus_when_it_opens_and_gives_it_back(browser, server):
-    page = open_page(browser, server.url, viewport={"width": 375, "height": 740})
+def test_the_phone_drawer_takes_the_focus_when_it_opens_and_gives_it_back(browser, slow_fruit_server):
+    page = open_page(browser, slow_fruit_server.url, viewport={"width": 375, "height": 740})
     toggle = page.get_by_role("button", name="Conversations")
     toggle.focus()
     page.keyboard.press("Enter")

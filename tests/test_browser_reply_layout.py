@@ -7,15 +7,10 @@ The model is a FAKE (support's FakeSlowLLM) writing known Markdown slowly: the m
 import pytest
 from playwright.sync_api import expect
 
-from support import FakeSlowLLM, LiveServer, close_page, in_pieces, open_page, send_message
+from support import SLOW_FRUIT_TITLE, close_page, open_page, send_message
 
 pytestmark = pytest.mark.browser
 
-REPLY = (
-    "Some code:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nA table:\n\n"
-    "| fruit | colour |\n|---|---|\n| apple | red |\n| kiwi | green |\n\nThe end of the reply."
-)
-TITLE = "Fruit and code"
 
 # Records, in the page, the streaming reply's height the moment its final render arrives.
 RECORD_HEIGHT_BEFORE_FINAL = """
@@ -27,21 +22,8 @@ document.addEventListener("htmx:sseBeforeMessage", function (event) {
 """
 
 
-@pytest.fixture
-def slow_app(make_app):
-    app = make_app()
-    app.extensions["llm"] = FakeSlowLLM(in_pieces(REPLY), title=TITLE)
-    return app
-
-
-@pytest.fixture
-def server(slow_app):
-    with LiveServer(slow_app) as server:
-        yield server
-
-
-def test_the_streaming_reply_has_the_height_of_its_final_render_and_the_tab_its_title(browser, server):
-    page = open_page(browser, server.url)
+def test_the_streaming_reply_has_the_height_of_its_final_render_and_the_tab_its_title(browser, slow_fruit_server):
+    page = open_page(browser, slow_fruit_server.url)
     page.add_init_script(RECORD_HEIGHT_BEFORE_FINAL)
     page.reload()
     reply = send_message(page)
@@ -50,7 +32,7 @@ def test_the_streaming_reply_has_the_height_of_its_final_render_and_the_tab_its_
     # The code block was finished before the reply: it had its header already, so nothing moves at the end.
     assert abs(page.evaluate("window.heightBeforeFinal") - final) <= 1
     # The tab's title follows the conversation's: the first message, then the model's title.
-    expect(page).to_have_title(f"{TITLE} · Chatbot")
+    expect(page).to_have_title(f"{SLOW_FRUIT_TITLE} · Chatbot")
     page.get_by_role("link", name="New chat").click()
     expect(page).to_have_title("New chat · Chatbot")
     close_page(page)

@@ -10,18 +10,11 @@ from playwright.sync_api import expect
 from chatbot import keys
 from chatbot.tokens import unseal
 from support import FakeModelServer, LiveServer, close_page, send_message
-from support.oidc import oidc_provider, set_claims, sign_in_settings
+from support.oidc import set_claims, sign_in_settings
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long enough password"
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    """One provider for the module's tests; each test uses its own users."""
-    with oidc_provider() as url:
-        yield url
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ import threading
 import time
 
 import pytest
-import redis
 
 from chatbot.live import LiveFull, LiveUnavailable, id_order, open_live
 from chatbot.live.reader import BLOCK_MS
 from chatbot.redis_client import POOL_SIZE
-from support import RedisServer
+from support import RedisServer, fill_redis
 
 pytestmark = pytest.mark.redis
 
@@ -196,17 +195,6 @@ def test_without_dump_and_restore_the_log_is_still_cut_to_its_end():
             live.close()
 
 
-def fill(client):
-    """Store fillers until Redis refuses (maxmemory, noeviction); return their keys."""
-    fillers = []
-    try:
-        while True:
-            client.set(f"filler:{len(fillers)}", b"x" * 4096)
-            fillers.append(f"filler:{len(fillers)}")
-    except redis.OutOfMemoryError:
-        return fillers
-
-
 def test_a_full_redis_cuts_the_log_to_its_last_event_says_so_and_fits_the_end():
     with RedisServer(arguments=("--maxmemory-policy", "noeviction")) as server:
         live, client = open_live(server.url), server.client()
@@ -215,7 +203,7 @@ def test_a_full_redis_cuts_the_log_to_its_last_event_says_so_and_fits_the_end():
             live.start("m:1")
             logged = [live.append("m:1", {"kind": "render", "patch": PATCH * 16}) for _ in range(40)]
             client.config_set("maxmemory", client.info("memory")["used_memory"] + 512 * 1024)
-            fillers = fill(client)
+            fillers = fill_redis(client)
             with pytest.raises(LiveFull):
                 while True:
                     logged.append(live.append("m:1", {"kind": "render", "patch": PATCH * 16}))
@@ -240,7 +228,7 @@ def test_a_full_redis_that_has_no_room_even_for_the_end_empties_the_log():
             live.start("e:1")
             live.append("e:1", {"kind": "render", "patch": PATCH})
             client.config_set("maxmemory", client.info("memory")["used_memory"] + 256 * 1024)
-            fill(client)
+            fill_redis(client)
             with pytest.raises(LiveFull):
                 live.append("e:1", {"kind": "final", "padding": "x" * 8192})
             assert live.last("e:1") is None

@@ -9,20 +9,12 @@ from support.oidc import (
     CLIENT_ID,
     announced_elsewhere,
     authorize,
-    oidc_provider,
     set_claims,
     sign_in,
     sign_in_settings,
     start,
     with_params,
 )
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    """One provider for the module's tests; each test uses its own users."""
-    with oidc_provider() as url:
-        yield url
 
 
 def _signed_in_as(client):

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import redis
 
 from chatbot import keys
 from chatbot.live.compaction import COMPACT_AFTER_SECONDS
@@ -29,6 +28,7 @@ from support import (
     as_guest,
     assemble,
     build_app,
+    fill_redis,
     parse_events,
     read_events,
     stream_url,
@@ -178,17 +178,6 @@ def test_resume_works_while_a_reply_streams_and_after_its_log_was_compacted(depl
     assert stored_reply(data, cid, mid)["content"] == fake_model.text
 
 
-def fill(client):
-    """Store fillers until Redis refuses more (maxmemory, noeviction); return their keys."""
-    fillers = []
-    try:
-        while True:
-            client.set(f"filler:{len(fillers)}", b"x" * 4096)
-            fillers.append(f"filler:{len(fillers)}")
-    except redis.OutOfMemoryError:
-        return fillers
-
-
 def test_a_full_redis_ends_the_reply_with_a_clear_error_keeps_its_text_and_the_next_works_once_memory_frees(
     tmp_path,
 ):
@@ -205,7 +194,7 @@ def test_a_full_redis_ends_the_reply_with_a_clear_error_keeps_its_text_and_the_n
             with chat.stream(cid, mid) as response:
                 seen = read_until(response, count=15)
                 client.config_set("maxmemory", client.info("memory")["used_memory"] + 1024 * 1024)
-                fillers = fill(client)
+                fillers = fill_redis(client)
                 full_at = time.monotonic()
                 seen += read_until(response, "done")
             # The job's own final event says it, at once: not the stream's look at storage every 10 seconds.

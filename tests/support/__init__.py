@@ -14,6 +14,8 @@
 
 from .app import (
     CLEARED_ENVIRONMENT,
+    SLOW_FRUIT_REPLY,
+    SLOW_FRUIT_TITLE,
     TEST_SETTINGS,
     BlockingLLM,
     FakeLLM,
@@ -51,7 +53,18 @@ from .faultproxy import FaultProxy
 from .http_chat import HttpChat, SSEEvent, read_events
 from .s3 import CREDENTIALS, S3Server, bucket_name, new_bucket
 from .seeding import seed_conversations
-from .servers import BIN, ROOT, Gunicorn, LiveServer, LlamaServer, RedisServer, child_pids, free_port, wait_until_up
+from .servers import (
+    BIN,
+    ROOT,
+    Gunicorn,
+    LiveServer,
+    LlamaServer,
+    RedisServer,
+    child_pids,
+    fill_redis,
+    free_port,
+    wait_until_up,
+)
 
 __all__ = [
     "BIN",
@@ -75,6 +88,8 @@ __all__ = [
     "LivePage",
     "LlamaServer",
     "RedisServer",
+    "SLOW_FRUIT_REPLY",
+    "SLOW_FRUIT_TITLE",
     "S3Server",
     "SlowTitleLLM",
     "as_guest",
@@ -83,6 +98,7 @@ __all__ = [
     "bucket_name",
     "build_app",
     "child_pids",
+    "fill_redis",
     "close_page",
     "finish_reply",
     "finished_conversation",

@@ -70,6 +70,14 @@ def as_guest(client, uid):
     return client
 
 
+# A reply with code and a table, for the browser tests of what surrounds a streaming reply (focus, layout).
+SLOW_FRUIT_REPLY = (
+    "Some code:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nA table:\n\n"
+    "| fruit | colour |\n|---|---|\n| apple | red |\n| kiwi | green |\n\nThe end of the reply."
+)
+SLOW_FRUIT_TITLE = "Fruit and code"
+
+
 class FakeLLM(LLM):
     """A FAKE model, for tests about what surrounds a reply (storage, rename, search, export), never about
     the reply itself: every reply is the same fixed pieces at once, every title the same fixed text."""

@@ -207,6 +207,19 @@ class LlamaServer(Process):
         wait_until_up(self.url + "/v1/models", self.process, seconds)
 
 
+def fill_redis(client):
+    """Store fillers until a Redis with maxmemory and noeviction refuses more; return their keys."""
+    import redis
+
+    fillers = []
+    try:
+        while True:
+            client.set(f"filler:{len(fillers)}", b"x" * 4096)
+            fillers.append(f"filler:{len(fillers)}")
+    except redis.OutOfMemoryError:
+        return fillers
+
+
 class RedisServer(Process):
     """Debian's redis-server on a free loopback port, in a temporary directory, persisting nothing.
 
