@@ -69,8 +69,7 @@ def _reply(store_reply, answer, mid=None):
     ends. The answer is answer(conversation, reply) for htmx; without JavaScript, the request waits for
     the reply (its job goes on if the request is cut), then shows the conversation.
     """
-    limits.require_token_budget(current_uid())
-    slot = limits.take_reply_slot(current_uid())
+    slot = limits.take_reply_slot(current_uid())  # and the day's token budgets checked, once
     try:
         conversation, reply = store_reply()
     except BaseException:

@@ -213,3 +213,26 @@ def test_abandoned_sign_ins_do_not_pile_up_in_the_session(make_app, issuer, mode
     with client.session_transaction() as session:
         pending = [key for key in session if key.startswith("_state_huggingface_")]
     assert len(pending) == 1
+
+
+def test_replies_a_user_pays_for_are_not_held_to_the_operators_budget(make_app, issuer):
+    """The daily token budget caps what the operator pays for: a user paying for their own replies may have
+    several written at once, though the operator's budget has no room for even one (MAX_TOKENS each)."""
+    with FakeModelServer(pieces=[f"w{number} " for number in range(30)], interval=0.05) as slow:
+        app = _app(
+            make_app,
+            issuer,
+            slow,
+            INFERENCE_BILLING="user",
+            RATELIMIT_ENABLED=True,
+            MAX_TOKENS=100,
+            DAILY_TOKEN_BUDGET=10,
+            DAILY_TOKEN_BUDGET_PER_IP=10,
+            MAX_REPLIES_AT_ONCE=3,
+        )
+        client = app.test_client()
+        sign_in(client, "hf-many")
+        first, _ = start_conversation(client, "one")
+        second = client.post("/new", data={"text": "two"}, headers=HTMX)  # while the first is being written
+        assert second.status_code == 200, second.text
+        app.extensions["replies"].wait_for_jobs(10)

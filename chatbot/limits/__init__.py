@@ -19,7 +19,7 @@ stores is a 403.
 
 from . import answers, budget, rates, slots, streams, uploads
 from .backoff import login_failed, login_succeeded, require_login_allowed
-from .budget import require_token_budget, token_charge
+from .budget import token_charge
 from .rates import (
     limit_copies,
     limit_exports,
@@ -49,7 +49,6 @@ __all__ = [
     "login_succeeded",
     "open_stream",
     "require_login_allowed",
-    "require_token_budget",
     "require_upload_room",
     "take_reply_slot",
     "thread_for_waiting",

@@ -76,20 +76,14 @@ def _refuse(spent):
     )
 
 
-def require_token_budget(uid):
-    """Refuse (429) a new reply when uid, or this client's address, has used the day's budget."""
-    if billing.payer().user_pays:
-        return  # the budget caps what the operator pays for
-    spent = _token_budget().exhausted(uid, client_ip())
-    if spent:
-        _refuse(spent)
-
-
 def require_room_for(slot):
     """Refuse (429) the reply holding slot (a ReplySlot, just claimed) unless the day's budgets of its user
     and address have room for it besides their replies being written (the slot's others, each of which may
     still take MAX_TOKENS). The slot was claimed first and the spent tokens are read after, and a reply
-    is charged before its slot is free: every reply is counted, as spent or as being written."""
+    is charged before its slot is free: every reply is counted, as spent or as being written. A reply the
+    user pays for is not refused: the budget caps what the operator pays for."""
+    if billing.payer().user_pays:
+        return
     spent = _token_budget().exhausted(slot.uid, slot.ip, slot.others)
     if spent:
         _refuse(spent)
