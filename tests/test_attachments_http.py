@@ -146,3 +146,26 @@ def test_delete_all_my_conversations_deletes_the_files(make_app):
     send(client, "One", [("a.txt", b"alpha")])
     assert client.post("/account/delete-conversations").status_code in (302, 303)
     assert not [key for key in app.extensions["store"].keys("users/") if "/files/" in key]
+
+
+def test_names_and_text_outside_the_bmp_survive_every_step_into_html_and_headers(make_app):
+    """A file name and its text with emoji and 𝔘 (characters outside the BMP): stored, shown in the page,
+    served with a Content-Disposition a browser can read, and given to the model as they were."""
+    from urllib.parse import quote
+
+    model = FakeModelServer(pieces=["ok"], interval=0)
+    with model:
+        app = make_app(LLM_BACKEND="huggingface", HF_BASE_URL=model.url, HF_TOKEN="t", CHATBOT_MODELS=["fake-model"])
+        client = app.test_client()
+        name, text = "𝔘nicode 😀 notes.txt", "Résumé 😀 of 𝔘 and 中文\n"
+        response = send(client, "Read 😀 this", [(name, text.encode())])
+        assert response.status_code == 303
+        page = client.get(response.headers["Location"]).text
+        _, message = user_message(app)
+        assert message["attachments"][0]["name"] == name and message["content"] == "Read 😀 this"
+        assert f'download="{name}"' in page and "Read 😀 this" in page
+        served = client.get(f"/files/{message['attachments'][0]['id']}")
+        assert served.data.decode() == text
+        assert f"filename*=UTF-8''{quote(name, safe='')}" in served.headers["Content-Disposition"]
+        prompt = json.dumps(model.bodies[0], ensure_ascii=False)
+        assert name in prompt and "Résumé 😀 of 𝔘 and 中文" in prompt

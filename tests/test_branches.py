@@ -123,3 +123,16 @@ def test_export_share_search_and_download_follow_the_tree(client, app):
     archive = zipfile.ZipFile(io.BytesIO(client.get("/account/export.zip").get_data()))
     [name] = [name for name in archive.namelist() if name.startswith("conversations/")]
     assert len(json.loads(archive.read(name))["messages"]) == 8
+
+
+def test_instructions_and_a_fork_title_outside_the_bmp_are_kept_whole(client, app):
+    cid, _ = finished_conversation(client)
+    client.post(f"/sidebar/{cid}/rename", data={"title": "Moon 🌙 and 𝔘"}, headers=HTMX)
+    instructions = "Answer in 😀 emoji, cite 𝔘."
+    assert client.post(f"/c/{cid}/instructions", data={"instructions": instructions}).status_code == 303
+    assert instructions in client.get(f"/c/{cid}").text
+    assert instructions in client.get(f"/c/{cid}/export.md").text
+    first = stored_conversations(app)[0]["messages"][0]["id"]
+    forked = client.post(f"/c/{cid}/messages/{first}/fork")
+    assert forked.status_code == 303
+    assert "Fork of Moon 🌙 and 𝔘" in client.get(forked.headers["Location"]).text
