@@ -4,9 +4,9 @@ conversation's own instructions. Editing and regenerating (which add versions) s
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from . import htmx, limits
-from .chat import _chat_page as chat_page
 from .conversations import MAX_INSTRUCTIONS_CHARS
 from .identity import current_conversations, user_required
+from .pages import chat_page
 
 bp = Blueprint("branches", __name__)
 

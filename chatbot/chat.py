@@ -9,26 +9,12 @@ from . import attachments, billing, events, files, htmx, limits
 from .conversations import NotFound
 from .identity import current_conversations, current_uid, user_required
 from .llm import get_llm
+from .pages import chat_page, pane_context
 from .replies import get_replies
 from .storage import get_store
 from .stream import open_stream, wait_for_reply
 
 bp = Blueprint("chat", __name__)
-
-
-def _chat_page(conversation=None, status=200, **context):
-    """The chat: the whole page, or the pane (with the sidebar list out of band) when htmx targets #chat."""
-    context.setdefault("entries", current_conversations().index_page())
-    return htmx.page_or_fragment(
-        "chat.html",
-        "responses/chat_pane.html",
-        region="chat",
-        status=status,
-        conversation=conversation,
-        current_id=conversation.id if conversation else None,
-        models=get_llm().models,
-        **context,
-    )
 
 
 def _read_message():
@@ -50,7 +36,7 @@ def composer_error(message, status, conversation=None):
     if htmx.is_htmx():
         response = make_response(render_template("regions/composer_error.html", error=message), status)
         return htmx.retarget(response, "#composer-error")
-    return _chat_page(conversation, status=status, error=message, draft=request.form.get("text", ""))
+    return chat_page(conversation, status=status, error=message, draft=request.form.get("text", ""))
 
 
 @bp.errorhandler(attachments.Refused)
@@ -115,14 +101,14 @@ def index():
     entries = current_conversations().index(limit=1)
     if entries:
         return redirect(url_for("chat.conversation", cid=entries[0]["id"]))
-    return _chat_page()
+    return chat_page()
 
 
 @bp.get("/new")
 @user_required
 def new():
     """An empty chat; the conversation is created by its first message."""
-    return _chat_page()
+    return chat_page()
 
 
 @bp.post("/new")
@@ -156,7 +142,7 @@ def conversation(cid):
     if conversation.interrupt_dead_replies(lease_seconds):  # a process died mid-reply: say so, and let Retry work
         conversation = conversations.interrupt_dead_replies(cid, lease_seconds)
     _show_branch_of(conversation, request.args.get("m"))
-    return _chat_page(conversation)
+    return chat_page(conversation)
 
 
 def _show_branch_of(conversation, mid):
@@ -211,18 +197,8 @@ def _regenerated(conversation, reply, mid):
     if reply is None or reply.id == mid:
         return events.render_message(conversation.message(mid), conversation.id, conversation)
     return htmx.retarget(
-        make_response(render_template("responses/chat_pane.html", **_pane_context(conversation))), "#chat"
+        make_response(render_template("responses/chat_pane.html", **pane_context(conversation))), "#chat"
     )
-
-
-def _pane_context(conversation):
-    """What responses/chat_pane.html needs."""
-    return {
-        "conversation": conversation,
-        "entries": current_conversations().index_page(),
-        "current_id": conversation.id,
-        "models": get_llm().models,
-    }
 
 
 @bp.post("/c/<cid>/messages/<mid>/stop")
@@ -259,7 +235,7 @@ def edit(cid, mid):
             draft=request.form.get("text", ""),
         )
     return _reply(
-        lambda: conversations.edit(cid, mid, text, model), lambda conversation, reply: _chat_page(conversation)
+        lambda: conversations.edit(cid, mid, text, model), lambda conversation, reply: chat_page(conversation)
     )
 
 
