@@ -5,10 +5,8 @@ fresh uid and moves the guest's conversations to it, so a copy of the old guest 
 "Log out" ends this sign-in's session, "Log out everywhere" every one (accounts.AccountSessions).
 """
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 
 from . import limits, tokens
 from .accounts import (
@@ -22,35 +20,15 @@ from .accounts import (
     validate,
 )
 from .conversations import is_valid_id, new_id
-from .identity import account_sessions
+from .identity import account_sessions, safe_next, start_session
 from .storage import get_store
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
-def safe_next(target):
-    """target when it is a path on this site, else the chat's home: never a redirect to another site."""
-    home = url_for("chat.index")
-    if not target or not target.startswith("/") or any(ord(char) < 32 or ord(char) == 127 for char in target):
-        return home
-    # Browsers read "\" as "/" and drop tabs and newlines, so "/\evil" and "/%09/evil" can mean "//evil".
-    normalised = target.replace("\\", "/")
-    parts = urlsplit(normalised)
-    if parts.scheme or parts.netloc or normalised.startswith("//"):
-        return home
-    return target
-
-
 @bp.context_processor
 def _password_rules():
     return {"min_password": MIN_PASSWORD, "max_password": MAX_PASSWORD}
-
-
-def start_session(account):
-    """A fresh session for account: nothing of what the browser held before survives."""
-    session.clear()
-    login_user(account, remember=True)
-    session.permanent = True
 
 
 @bp.route("/register", methods=["GET", "POST"])

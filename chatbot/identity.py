@@ -8,9 +8,10 @@ allowed.
 """
 
 import functools
+from urllib.parse import urlsplit
 
 from flask import abort, current_app, redirect, request, session, url_for
-from flask_login import LoginManager, current_user
+from flask_login import LoginManager, current_user, login_user
 
 from .accounts import Account, AccountSessions, SessionChanges, parse_session
 from .conversations import Conversations, is_valid_id, new_id
@@ -97,3 +98,23 @@ def user_required(view):
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def safe_next(target):
+    """target when it is a path on this site, else the chat's home: never a redirect to another site."""
+    home = url_for("chat.index")
+    if not target or not target.startswith("/") or any(ord(char) < 32 or ord(char) == 127 for char in target):
+        return home
+    # Browsers read "\" as "/" and drop tabs and newlines, so "/\evil" and "/%09/evil" can mean "//evil".
+    normalised = target.replace("\\", "/")
+    parts = urlsplit(normalised)
+    if parts.scheme or parts.netloc or normalised.startswith("//"):
+        return home
+    return target
+
+
+def start_session(account):
+    """A fresh session for account: nothing of what the browser held before survives."""
+    session.clear()
+    login_user(account, remember=True)
+    session.permanent = True

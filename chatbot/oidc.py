@@ -21,10 +21,9 @@ from joserfc.errors import JoseError
 
 from . import identities, limits, tokens
 from .accounts import move_conversations, new_session_id
-from .auth import safe_next, start_session
 from .conversations import is_valid_id, new_id
 from .headers import content_security_policy
-from .identity import account_sessions
+from .identity import account_sessions, safe_next, start_session
 from .storage import get_store
 
 bp = Blueprint("oidc", __name__, url_prefix="/auth/oidc")
