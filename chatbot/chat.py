@@ -55,7 +55,8 @@ def _reply(store_reply, answer, mid=None):
     ends. The answer is answer(conversation, reply) for htmx; without JavaScript, the request waits for
     the reply (its job goes on if the request is cut), then shows the conversation.
     """
-    slot = limits.take_reply_slot(current_uid())  # and the day's token budgets checked, once
+    operator_pays = not billing.payer().user_pays  # who pays is decided once a request (billing.py)
+    slot = limits.take_reply_slot(current_uid(), operator_pays)  # and the day's token budgets checked, once
     try:
         conversation, reply = store_reply()
     except BaseException:
@@ -83,7 +84,7 @@ def _announce_stream(response, conversation, reply):
 def _start_job(conversation, reply, slot):
     """Generate the reply on the server, now, in a job no request owns; it holds the slot until it ends,
     then its pieces are charged to the daily token budgets of the user and of this client's address."""
-    charge = limits.token_charge(slot.uid)  # the address is this request's: the job has none
+    charge = limits.token_charge(slot.uid, not billing.payer().user_pays)  # the address is this request's
 
     def ended(pieces):
         charge(pieces)  # before the slot is free: a reply asked for meanwhile counts them, spent or running

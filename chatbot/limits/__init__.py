@@ -56,13 +56,14 @@ __all__ = [
 ]
 
 
-def take_reply_slot(uid):
+def take_reply_slot(uid, operator_pays=True):
     """Claim a slot for one more reply of uid and of this client's address (429 at either cap), then make
     sure the day's token budgets have room for it besides the replies being written (429 otherwise, and the
     slot is given back). The reply's job releases the slot when it ends."""
     slot = slots.take_reply_slot(uid)
     try:
-        budget.require_room_for(slot)
+        if operator_pays:  # the budgets cap what the operator pays for
+            budget.require_room_for(slot)
     except BaseException:
         slot.release()
         raise

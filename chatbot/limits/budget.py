@@ -13,7 +13,6 @@ import time
 from flask import current_app
 from limits import parse
 
-from .. import billing
 from .answers import Refused
 from .rates import client_ip, limiter
 
@@ -81,20 +80,18 @@ def require_room_for(slot):
     and address have room for it besides their replies being written (the slot's others, each of which may
     still take MAX_TOKENS). The slot was claimed first and the spent tokens are read after, and a reply
     is charged before its slot is free: every reply is counted, as spent or as being written. A reply the
-    user pays for is not refused: the budget caps what the operator pays for."""
-    if billing.payer().user_pays:
-        return
+    user pays for never comes here: the budget caps what the operator pays for (chatbot/limits/__init__.py)."""
     spent = _token_budget().exhausted(slot.uid, slot.ip, slot.others)
     if spent:
         _refuse(spent)
 
 
-def token_charge(uid):
+def token_charge(uid, operator_pays=True):
     """A function charging a reply's pieces to uid and to this client's address (it needs no request: the
-    reply's job calls it when the reply ends)."""
-    budget, ip = _token_budget(), client_ip()
-    if billing.payer().user_pays:
+    reply's job calls it when the reply ends); nothing is charged for a reply the user pays for."""
+    if not operator_pays:
         return lambda pieces: None
+    budget, ip = _token_budget(), client_ip()
     return lambda pieces: budget.charge(uid, ip, pieces)
 
 
