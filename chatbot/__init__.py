@@ -41,6 +41,14 @@ def create_app(test_config=None):
     replies.init_app(app)
     assets.init_app(app)  # static files under hashed names through WhiteNoise; pages compressed
 
+    _register_blueprints(app)
+    _register_error_pages(app)
+    _register_commands(app)
+    return app
+
+
+def _register_blueprints(app):
+    """The request-level parts (proxies, headers, limits, identity, sign-in, billing), then the blueprints."""
     from . import (
         account,
         auth,
@@ -67,9 +75,6 @@ def create_app(test_config=None):
     for blueprint in (auth.bp, chat.bp, branches.bp, files.bp, sidebar.bp, share.bp, ops.bp, account.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(ops.bp)  # probes post nothing and carry no session
-    _register_error_pages(app)
-    _register_commands(app)
-    return app
 
 
 def _register_error_pages(app):
