@@ -20,7 +20,7 @@ from .live import LiveFull, LiveUnavailable
 from .llm import LLMError
 from .render import LiveMarkdown
 from .storage import StorageError
-from .titles import make_title
+from .titles import make_title, title_words, wants_title
 
 logger = logging.getLogger(__name__)
 
@@ -266,9 +266,9 @@ class Job:
             uid=self.conversations.uid,
             conversation=self.cid,
         )
-        # A stopped first reply with some text is an exchange too: the conversation gets its title.
-        if conversation.title is None and (status == DONE or (status == STOPPED and outcome.text.strip())):
-            title = make_title(self.llm, model, conversation.first_user_text_to(self.mid), outcome.text, self.settings)
+        # A stopped first reply with some text is an exchange too: the conversation (or a fork) gets its own title.
+        if wants_title(conversation) and (status == DONE or (status == STOPPED and outcome.text.strip())):
+            title = make_title(self.llm, model, title_words(conversation, self.mid), outcome.text, self.settings)
             self.conversations.set_auto_title(self.cid, title)
             self.emit(events.TITLE)
 

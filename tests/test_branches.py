@@ -18,12 +18,17 @@ class RecordingFakeLLM(FakeLLM):
 
     def __init__(self):
         super().__init__()
-        self.requests = []
+        self.requests, self.title_requests = [], []
 
     def stream(self, messages, model, **params):
         """Record the messages, then answer as FakeLLM does."""
         self.requests.append(messages)
         return super().stream(messages, model, **params)
+
+    def complete(self, messages, model=None, **params):
+        """Record a title's messages, then answer as FakeLLM does."""
+        self.title_requests.append(messages)
+        return super().complete(messages, model, **params)
 
 
 @pytest.fixture
@@ -136,3 +141,40 @@ def test_instructions_and_a_fork_title_outside_the_bmp_are_kept_whole(client, ap
     forked = client.post(f"/c/{cid}/messages/{first}/fork")
     assert forked.status_code == 303
     assert "Fork of Moon 🌙 and 𝔘" in client.get(forked.headers["Location"]).text
+
+
+def test_a_fork_is_titled_fork_of_until_its_first_own_exchange_titles_it_once(client, app):
+    llm = app.extensions["llm"]
+    llm.title = "Ancient Greek myths"
+    cid, messages = three_exchanges(client, app)
+    llm.title = "Roman roads explained"
+    forked = client.post(f"/c/{cid}/messages/{messages[3]['id']}/fork")
+    fork_id = forked.headers["Location"].rsplit("/", 1)[1]
+    assert 'class="chat-title">Fork of Ancient Greek myths</h1>' in client.get(f"/c/{fork_id}").text
+    asked = len(llm.title_requests)
+    client.post(f"/c/{fork_id}/messages", data={"text": "A question of the fork's own"})  # waits for the reply
+    assert 'class="chat-title">Roman roads explained</h1>' in client.get(f"/c/{fork_id}").text
+    [title_request] = llm.title_requests[asked:]  # made of one exchange: the fork's first own one
+    assert title_request[0]["content"] == "A question of the fork's own"
+    llm.title = "Something else entirely"
+    client.post(f"/c/{fork_id}/messages", data={"text": "And another"})
+    assert len(llm.title_requests) == asked + 1  # once
+    titles = {entry["id"]: entry["title"] for entry in _index(app)}
+    assert titles == {fork_id: "Roman roads explained", cid: "Ancient Greek myths"}
+
+
+def test_a_renamed_fork_keeps_the_name_it_was_given(client, app):
+    cid, messages = three_exchanges(client, app)
+    forked = client.post(f"/c/{cid}/messages/{messages[1]['id']}/fork")
+    fork_id = forked.headers["Location"].rsplit("/", 1)[1]
+    client.post(f"/sidebar/{fork_id}/rename", data={"title": "My branch"}, headers=HTMX)
+    client.post(f"/c/{fork_id}/messages", data={"text": "Go on"})
+    assert "My branch" in client.get(f"/c/{fork_id}").text
+    assert {document["id"]: document["title"] for document in stored_conversations(app)}[fork_id] == "My branch"
+
+
+def _index(app):
+    """The guest's sidebar entries, as stored."""
+    store = app.extensions["store"]
+    [key] = [key for key in store.keys("users/") if key.endswith("/index.json")]
+    return json.loads(store.read(key)[0])

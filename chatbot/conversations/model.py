@@ -31,6 +31,8 @@ FINISHED = (DONE, ERROR, STOPPED, INTERRUPTED)
 INTERRUPTED_NOTE = "The reply was interrupted (the server restarted). What was generated is kept."
 # Shown for a conversation with no title yet.
 UNTITLED = "Untitled chat"
+# The title_source of a fork's "Fork of …": it says where the fork came from until its first own exchange titles it.
+FORKED = "fork"
 
 
 class NotFound(Exception):
@@ -135,7 +137,7 @@ class Conversation:
     created_at: str
     updated_at: str
     title: str | None = None
-    title_source: str | None = None  # "auto" (generated or forked) or "user" (renamed)
+    title_source: str | None = None  # "auto" (generated), "fork" (FORKED: "Fork of …") or "user" (renamed)
     messages: list[Message] = field(default_factory=list)
     current: str | None = None  # the leaf shown: the path from the root to it is the conversation as read
     instructions: str | None = None  # the conversation's own system prompt
@@ -360,8 +362,8 @@ class Conversation:
         return bool(dead)
 
     def set_auto_title(self, title):
-        """Give the conversation a generated title, unless it has one (least of all one the user chose)."""
-        if self.title is not None:
+        """Give the conversation a generated title, unless it has its own (least of all one the user chose)."""
+        if self.title is not None and self.title_source != FORKED:
             return False
         self.title, self.title_source = title, "auto"
         return True

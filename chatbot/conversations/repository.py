@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .. import filestore, keys
 from ..storage import read_json, update_json
-from .model import CapReached, Conversation, Message, NotFound, is_valid_id, new_id, now
+from .model import FORKED, MAX_TITLE_CHARS, CapReached, Conversation, Message, NotFound, is_valid_id, new_id, now
 
 # Search reads message text from at most this many of the newest conversations.
 SEARCH_DEPTH = 300
@@ -77,10 +77,11 @@ class Conversations:
         self._create(conversation)
         return conversation, reply
 
-    def start_copy(self, title, model, messages, instructions=None):
+    def start_copy(self, title, model, messages, instructions=None, title_source="auto"):
         """Create a conversation holding finished copies of messages ({role, content, model}), one path; return it.
 
         "Continue this chat" on a shared snapshot and "Fork from here": the copy is the user's own, with new ids.
+        A fork's title_source is FORKED: its "Fork of …" gives way to a title of its first own exchange.
         """
         self._check_room()
         stamp = now()
@@ -90,7 +91,7 @@ class Conversations:
             created_at=stamp,
             updated_at=stamp,
             title=title,
-            title_source="auto" if title else None,
+            title_source=title_source if title else None,
             instructions=instructions or None,
         )
         parent = None
@@ -119,7 +120,8 @@ class Conversations:
             for message in source.path_to(mid)
             if message.content or message.role == "user"
         ]
-        return self.start_copy(f"Fork of {source.display_title}", source.model, messages, source.instructions)
+        title = f"Fork of {source.display_title}"[:MAX_TITLE_CHARS]
+        return self.start_copy(title, source.model, messages, source.instructions, title_source=FORKED)
 
     def _check_room(self):
         if self.max_conversations is not None and len(self.index()) >= self.max_conversations:
