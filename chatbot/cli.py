@@ -77,6 +77,23 @@ def copy(source, destination):
     click.echo(f"Copied {count} objects from {source} to {destination}.")
 
 
+@storage_cli.command("migrate")
+@with_appcontext
+def migrate():
+    """Rewrite every stored conversation in the current format now (each a compare-and-swap; safe to run again)."""
+    store = get_store()
+    click.echo(f"Migrating the conversations in {store.url} ...")
+    try:
+        rewritten, current, failed = userdata.migrate_conversations(store)
+    except StorageError as error:  # the listing itself failed
+        raise click.ClickException(f"migrate failed: {error.__cause__ or error}") from None
+    for key, reason in failed:
+        click.echo(f"Failed: {key}: {reason}", err=True)
+    click.echo(f"{rewritten} rewritten, {current} already current, {len(failed)} failed.")
+    if failed:
+        raise click.ClickException(f"{len(failed)} conversations could not be migrated (listed above)")
+
+
 @click.group("models")
 def models_cli():
     """Check the configured models (CHATBOT_MODELS) against what is served."""
