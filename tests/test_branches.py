@@ -73,10 +73,14 @@ def test_with_htmx_switch_answers_the_pane_and_keeps_the_focus_on_the_control(cl
     finish_reply(client, cid, new_reply)
     response = client.post(f"/c/{cid}/messages/{first_reply}/switch", data={"from": "previous"}, headers=PANE)
     assert response.status_code == 200 and "<html" not in response.text
-    assert "Question 3" in response.text and 'role="status">1 / 2' in response.text
+    assert "Question 3" in response.text and ">1 / 2<" in response.text
+    # Announced in the page's live region (out of band); the focus moves to Next, Previous being now disabled.
+    assert '<div id="announcer" hx-swap-oob="innerHTML">Version 1 of 2</div>' in response.text
+    assert 'aria-label="Next version" title="Next version" autofocus>›' in response.text
     response = client.post(f"/c/{cid}/messages/{new_reply}/switch", data={"from": "next"}, headers=PANE)
     assert "Question 3" not in response.text and "autofocus>›" not in response.text  # next is now disabled
-    assert 'role="status">2 / 2' in response.text
+    assert 'aria-label="Previous version" title="Previous version" autofocus>‹' in response.text
+    assert ">Version 2 of 2</div>" in response.text
 
 
 def test_instructions_are_set_without_javascript_shown_collapsed_and_reach_the_model(client, app):
