@@ -3,6 +3,7 @@ forms, with and without htmx; fork; export, share, search and the data download 
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -77,10 +78,25 @@ def test_with_htmx_switch_answers_the_pane_and_keeps_the_focus_on_the_control(cl
     # Announced in the page's live region (out of band); the focus moves to Next, Previous being now disabled.
     assert '<div id="announcer" hx-swap-oob="innerHTML">Version 1 of 2</div>' in response.text
     assert 'aria-label="Next version" title="Next version" autofocus>›' in response.text
+    assert not re.search(r"<textarea id=\"composer-text\"[^>]*autofocus", response.text)  # nor takes it back
     response = client.post(f"/c/{cid}/messages/{new_reply}/switch", data={"from": "next"}, headers=PANE)
     assert "Question 3" not in response.text and "autofocus>›" not in response.text  # next is now disabled
     assert 'aria-label="Previous version" title="Previous version" autofocus>‹' in response.text
     assert ">Version 2 of 2</div>" in response.text
+
+
+def test_without_javascript_regenerate_adds_a_version_of_a_middle_reply(client, app):
+    cid, messages = three_exchanges(client, app)
+    first_reply = messages[1]["id"]
+    response = client.post(f"/c/{cid}/messages/{first_reply}/regenerate")  # waits for the new reply
+    assert response.status_code == 303
+    new_reply = stored_conversations(app)[0]["messages"][-1]
+    assert response.headers["Location"].endswith(f"#m-{new_reply['id']}")
+    assert new_reply["parent"] == messages[0]["id"] and new_reply["status"] == "done"
+    page = client.get(f"/c/{cid}").text
+    assert "2 / 2" in page and "Question 2" not in page  # the new version's branch ends with it
+    client.post(f"/c/{cid}/messages/{first_reply}/switch", data={"from": "previous"})
+    assert "Question 3" in client.get(f"/c/{cid}").text
 
 
 def test_instructions_are_set_without_javascript_shown_collapsed_and_reach_the_model(client, app):

@@ -276,3 +276,35 @@ def test_search_finds_a_message_on_a_branch_not_shown_and_opens_that_branch(page
     expect(user_texts(page)).to_have_text(["Tell me about aardvarks"])
     expect(page.locator(".version-count")).to_have_text("1 / 2")
     assert "?m=" in page.url
+
+
+def test_without_javascript_edit_regenerate_switch_instructions_and_fork_are_plain_forms(browser, server, tree_app):
+    page = open_page(browser, server.url, java_script_enabled=False)
+    page.get_by_label("Message", exact=True).fill("Say one")
+    page.locator("#composer").get_by_role("button", name="Send").click()  # the server answers after the whole reply
+    expect(page.locator('[data-role="assistant"] .content')).to_have_text(["Answer 1 to Say one."])
+    page.get_by_role("link", name="Edit your message").click()  # a page of its own
+    page.get_by_label("Edit your message").fill("Say one again")
+    page.locator(".edit-form").get_by_role("button", name="Send").click()
+    expect(user_texts(page)).to_have_text(["Say one again"])
+    expect(page.locator('[data-role="assistant"] .content')).to_have_text(["Answer 2 to Say one again."])
+    page.get_by_role("button", name="Regenerate").click()
+    expect(page.locator('[data-role="assistant"] .content')).to_have_text(["Answer 3 to Say one again."])
+    expect(page.locator(".version-count")).to_have_text(["2 / 2", "2 / 2"])  # the message's and the reply's
+    page.locator('[data-role="assistant"]').get_by_role("button", name="Previous version").click()
+    expect(page.locator('[data-role="assistant"] .content')).to_have_text(["Answer 2 to Say one again."])
+    page.locator('[data-role="user"]').get_by_role("button", name="Previous version").click()
+    expect(user_texts(page)).to_have_text(["Say one"])
+    page.locator("#conversation-menu summary").click()  # a <details>: it opens without scripts
+    page.get_by_role("link", name="Instructions").click()
+    page.get_by_label("Instructions").fill("Be brief.")
+    page.get_by_role("button", name="Save instructions").click()
+    expect(page.locator("details.instructions")).to_contain_text("Be brief.")
+    page.get_by_label("Message", exact=True).fill("Say two")
+    page.locator("#composer").get_by_role("button", name="Send").click()
+    expect(user_texts(page)).to_have_text(["Say one", "Say two"])
+    assert tree_app.extensions["llm"].requests[-1][0]["content"].endswith("Be brief.")
+    page.locator('[data-role="assistant"]').first.get_by_role("button", name="Fork from here").click()
+    expect(page.locator("#chat-title")).to_have_text("Fork of Chat about Say one")
+    expect(user_texts(page)).to_have_text(["Say one"])
+    close_page(page)
