@@ -70,3 +70,18 @@ def keep(uid, prepared):
         return None
     limits.require_upload_room(uid, sum(item.size for item in prepared))
     return filestore.save(get_store(), uid, prepared)
+
+
+def stored_with(uid, prepared, write):
+    """Keep the files (keep()), then return write(references), which stores the message referencing them.
+
+    When the write is refused or fails (the conversation is full or gone, a write lost every retry, storage
+    is down), the files are deleted again: a send that was not stored leaves no file behind.
+    """
+    references = keep(uid, prepared)
+    try:
+        return write(references)
+    except BaseException:
+        if references:
+            filestore.delete(get_store(), uid, references)
+        raise
