@@ -1,4 +1,5 @@
-"""Blueprint "files": GET /files/<fid> serves an attached file to its owner (anyone else: 404).
+"""Blueprint "files": GET /files/<fid> serves an attached file to its owner (anyone else: 404); a share link's
+copies are served the same way by share.py.
 
 An image inline, anything else as a download; always with nosniff, a CSP that runs nothing (sandbox) and
 Cache-Control: private. Never text/html nor image/svg+xml: the only types are the ones the pipeline gave
@@ -32,13 +33,20 @@ def serve(fid):
     found = store.read(keys.file(uid, fid))
     if about is None or found is None:
         abort(404)
+    return file_response(found[0], about, "private, max-age=3600")  # never a shared cache: it is one user's
+
+
+def file_response(data, about, cache_control):
+    """A file's answer: inline for an image, a download otherwise, never anything that runs.
+
+    about is what the file is ({name, type, kind}); cache_control says who may keep it, and how long."""
     mime = about.get("type") if about.get("type") in SERVED_TYPES else "application/octet-stream"
     disposition = "inline" if about.get("kind") == IMAGE else "attachment"
-    response = Response(found[0], mimetype=mime)  # Flask adds charset=utf-8 to text/plain
+    response = Response(data, mimetype=mime)  # Flask adds charset=utf-8 to text/plain
     response.headers["Content-Disposition"] = _disposition(disposition, about.get("name") or "file")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"  # nothing in it may run
-    response.headers["Cache-Control"] = "private, max-age=3600"  # never a shared cache: it is one user's
+    response.headers["Cache-Control"] = cache_control
     return response
 
 
