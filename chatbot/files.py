@@ -65,8 +65,9 @@ def read_uploads(model):
     config = current_app.config
     uploads = [(upload.filename, upload.read()) for upload in request.files.getlist("files") if upload.filename]
     prepared = attachments.prepare_all(uploads, attachments.Caps.from_config(config))
-    if any(item.kind == IMAGE for item in prepared) and model not in config["VISION_MODELS"]:
-        seeing = [name for name in get_llm().models if name in config["VISION_MODELS"]]
+    sees_images = get_llm().seeing_models(config["VISION_MODELS"])  # never waits for the Hub (llm/base.py)
+    if any(item.kind == IMAGE for item in prepared) and model not in sees_images:
+        seeing = [name for name in get_llm().models if name in sees_images]
         pick = f"Pick one that can ({', '.join(seeing)})" if seeing else "No model here can"
         raise attachments.Refused(f"{model} cannot see images. {pick}, or send the message without the image.")
     return prepared
