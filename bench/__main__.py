@@ -7,6 +7,7 @@ from . import first_token, lighthouse, live, pages, plans, serving  # noqa: F401
 
 # isort: split
 from . import (
+    attach,  # noqa: F401  (importing it registers its benchmark)
     branches,  # noqa: F401  (importing it registers its benchmark)
     capacity,  # noqa: F401  (last: it is built from the figures above, and runs after them)
 )
