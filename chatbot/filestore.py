@@ -20,7 +20,7 @@ from functools import partial
 
 from . import keys
 from .attachments import IMAGE, PDF
-from .conversations.model import is_valid_id, new_id  # the module: the repository imports this one
+from .keys import is_valid_id, new_id
 from .storage import read_json
 
 NO_IMAGES = "[{name}: an image, which this model cannot see]"

@@ -12,16 +12,29 @@
                                           (issuer and subject as hashes: they are the provider's strings)
     tokens/{uid}.json                     a Hugging Face user's tokens, encrypted {issuer, sealed, bill_to}
 
-Callers check an id's shape before making a key of it, so that no id is ever a path.
+Callers check an id's shape (is_valid_id) before making a key of it, so that no id is ever a path.
 """
 
 import hashlib
+import re
+import secrets
 
 ACCOUNTS = "accounts/"
 USERS = "users/"
 SHARES = "shares/"
 IDENTITIES = "identities/"
 TOKENS = "tokens/"
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16}")
+
+
+def new_id():
+    """Return a random, URL-safe id of 16 characters: a user's, a conversation's, a message's or a file's."""
+    return secrets.token_urlsafe(12)
+
+
+def is_valid_id(value):
+    """True when value has the shape of an id this app generates (and so is safe in a key)."""
+    return bool(ID_PATTERN.fullmatch(value or ""))  # fullmatch: "$" would let a trailing newline through
 
 
 def account(username):
