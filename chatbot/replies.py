@@ -86,9 +86,8 @@ class Outcome:
 
 
 class _Patches:
-    """The reply's Markdown as patches for its log: the first piece at once, then the pieces that arrive
-    within `seconds` of the last render together: one event instead of several, each with its SSE framing
-    (bench: bytes sent per reply against its final HTML)."""
+    """The reply's Markdown as patches for its log: the first piece at once, then those within `seconds` of the
+    last render together: one event, not several each with its SSE framing (bench: bytes sent per reply)."""
 
     def __init__(self, emit, seconds):
         self.emit, self.seconds, self.markdown = emit, seconds, LiveMarkdown()
@@ -174,7 +173,8 @@ class Job:
             started = time.monotonic()
             conversation = self.conversation or self.conversations.get(self.cid)
             model = conversation.reply(self.mid).model
-            turns = filestore.turns_before(self.conversations, conversation, self.mid, self.settings.vision_models)
+            seeing = self.llm.seeing_models(self.settings.vision_models)  # VISION_MODELS, and the Hub's answer
+            turns = filestore.turns_before(self.conversations, conversation, self.mid, seeing)
             outcome = self._generate(build_prompt(turns, model, self.settings, conversation.instructions), model)
             saved = self._save(outcome)
             if saved is not None:

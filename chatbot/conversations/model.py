@@ -6,12 +6,11 @@ the model reads. Editing a message adds a sibling, regenerating a reply adds a s
 is overwritten. Pure: nothing here reads or writes storage (repository.py does).
 """
 
-import re
-import secrets
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16}")
+from ..keys import is_valid_id, new_id  # noqa: F401  (ids are the model's too: conversations exports them)
+
 MAX_TITLE_CHARS = 100
 # The stored document's format: 2 is the tree (each message's parent, the current leaf). A document with
 # no version (1) is a flat list, read as one path; it is written as version 2 on its next write.
@@ -41,16 +40,6 @@ class NotFound(Exception):
 
 class CapReached(Exception):
     """A user has as many conversations, or a conversation as many messages, as allowed; str() says so."""
-
-
-def new_id():
-    """Return a random, URL-safe id of 16 characters."""
-    return secrets.token_urlsafe(12)
-
-
-def is_valid_id(value):
-    """True when value has the shape of an id this app generates."""
-    return bool(ID_PATTERN.fullmatch(value or ""))  # fullmatch: "$" would let a trailing newline through
 
 
 def display_title(title):

@@ -10,7 +10,8 @@ Which models are actually served is checked once, in the background, after
 start-up: `check_models()` returns a ModelStatus per model;
 `start_model_check()` runs it in a daemon thread, after which `models` lists
 the served ones first (so `models[0]`, the default, is served) and
-`unavailable_models()` names those nothing serves, which the picker disables.
+`unavailable_models()` names those nothing serves, which the picker disables. The same answer says which
+models see images (the Hub's pipeline_tag): `seeing_models(VISION_MODELS)` adds them to the configured ones.
 """
 
 import logging
@@ -71,6 +72,7 @@ class ModelStatus:
     served: bool | None
     providers: list[str] = field(default_factory=list)
     detail: str = ""
+    pipeline_tag: str | None = None  # the Hub's task of the model ("image-text-to-text" sees images); None: not told
 
 
 def create_backend(config):
@@ -84,6 +86,7 @@ def create_backend(config):
             base_url=config["HF_BASE_URL"],
             provider=config["HF_PROVIDER"],
             timeout=config["HF_TIMEOUT"],
+            endpoint=config.get("HF_ENDPOINT"),
         )
     from .local import LocalLLM
 
