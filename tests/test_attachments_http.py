@@ -169,3 +169,21 @@ def test_names_and_text_outside_the_bmp_survive_every_step_into_html_and_headers
         assert f"filename*=UTF-8''{quote(name, safe='')}" in served.headers["Content-Disposition"]
         prompt = json.dumps(model.bodies[0], ensure_ascii=False)
         assert name in prompt and "Résumé 😀 of 𝔘 and 中文" in prompt
+
+
+def test_a_body_over_max_content_length_says_what_a_message_may_carry(make_app):
+    """MAX_CONTENT_LENGTH is the message cap plus 1 MB; over it the body is refused unread: in the composer for
+    htmx (the form, its text and files, stays on the page), as a page without JavaScript (Back keeps the text)."""
+    assert make_app().config["MAX_CONTENT_LENGTH"] == 21 * 1024 * 1024
+    app = make_app(ATTACHMENT_MESSAGE_BYTES=100_000, ATTACHMENT_FILE_BYTES=100_000)
+    assert app.config["MAX_CONTENT_LENGTH"] == 100_000 + 1024 * 1024
+    client = app.test_client()
+    caps = "a message may carry 4 files, 98 KB in all and 98 KB each."
+    big = [("big.txt", b"a" * (1200 * 1024))]
+    response = send(client, "Lost?", big, headers=HTMX)
+    assert response.status_code == 413 and response.headers["HX-Retarget"] == "#composer-error"
+    assert f"That was too much to send at once: {caps}" in response.text and "<html" not in response.text
+    response = send(client, "Lost?", big)
+    assert response.status_code == 413 and "<title>413" in response.text
+    assert caps in response.text and "Go back (your message is still there as you typed it)" in response.text
+    assert stored_conversations(app) == []
