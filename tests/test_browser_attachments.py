@@ -35,6 +35,8 @@ LOADS = """url => new Promise(done => {
   image.onerror = () => done("revoked");
   image.src = url;
 })"""
+DROP = """([target, transfer]) => target.dispatchEvent(
+  new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}))"""
 POSTED = "Array.from(document.getElementById('composer-files').files, file => file.name)"
 
 
@@ -119,6 +121,9 @@ def test_files_from_the_chooser_a_paste_and_a_drop_show_as_previews_and_are_what
     expect(composer).to_have_class(re.compile(r"\bdropping\b"))  # the drop state shows while files are over it
     page.locator("#composer-text").dispatch_event("drop", {"dataTransfer": dropped})
     expect(composer).not_to_have_class(re.compile(r"\bdropping\b"))
+    # Dropped beside the composer: cancelled (the browser would open the file in place of the page), not attached.
+    beside = [page.locator("#messages").element_handle(), transfer(page, ("beside.txt", "text/plain", b"x"))]
+    assert page.evaluate(DROP, beside) is False
 
     expect(previews(page).locator(".preview-name")).to_have_text(["notes.md", "clip.csv", "photo.png"])
     expect(previews(page).locator(".preview-size")).to_have_text(

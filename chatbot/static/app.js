@@ -293,13 +293,17 @@
     addFiles(fileInput(), data.files);
   });
 
+  // Files dropped on the composer are attached; dropped anywhere else, nothing happens (the browser would
+  // open the file in place of the page, and the text typed would be lost).
   ["dragenter", "dragover", "dragleave", "drop"].forEach(function (type) {
     document.addEventListener(type, function (event) {
-      var composer = event.target.closest && event.target.closest("#composer");
-      if (!composer || event.dataTransfer.types.indexOf("Files") < 0) return;
-      event.preventDefault(); // a drop here attaches the files rather than opening them
+      var transfer = event.dataTransfer, composer = event.target.closest && event.target.closest("#composer");
+      if (!transfer || transfer.types.indexOf("Files") < 0) return;
+      event.preventDefault();
+      transfer.dropEffect = composer ? "copy" : "none";
+      if (!composer) return;
       composer.classList.toggle("dropping", type === "dragenter" || type === "dragover");
-      if (type === "drop") addFiles(fileInput(), event.dataTransfer.files);
+      if (type === "drop") addFiles(fileInput(), transfer.files);
     });
   });
 
