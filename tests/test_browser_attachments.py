@@ -135,6 +135,7 @@ def test_files_from_the_chooser_a_paste_and_a_drop_show_as_previews_and_are_what
     expect(page.locator("#composer-text")).to_have_value("Three files")  # a paste of files adds no text
     assert page.evaluate(POSTED) == ["notes.md", "clip.csv", "photo.png"]
     assert axe_violations(page) == []
+    thumbnail = page.locator("#composer-previews img").get_attribute("src")
 
     page.locator("#composer-text").press("Enter")
     user = page.locator('[data-role="user"]')
@@ -142,6 +143,8 @@ def test_files_from_the_chooser_a_paste_and_a_drop_show_as_previews_and_are_what
     expect(previews(page)).to_have_count(0)  # sent: the previews and the input are cleared
     assert page.evaluate(POSTED) == []
     assert sent_attachments(server)[0] == ["notes.md", "clip.csv", "photo.png"]
+    with expected_error(page, "net::ERR_FILE_NOT_FOUND"):
+        assert page.evaluate(LOADS, thumbnail) == "revoked"  # the preview's object URL was let go
 
 
 def test_a_file_removed_before_sending_is_neither_posted_nor_shown(page, server):
@@ -154,7 +157,7 @@ def test_a_file_removed_before_sending_is_neither_posted_nor_shown(page, server)
     page.get_by_role("button", name="Remove photo.png").click()
     expect(previews(page).locator(".preview-name")).to_have_text(["a.txt", "c.txt"])
     assert page.evaluate(POSTED) == ["a.txt", "c.txt"]
-    # The removed image's object URL was revoked: it no longer reads.
+    # The image's object URL was revoked once its thumbnail showed: nothing of it is left behind.
     with expected_error(page, "net::ERR_FILE_NOT_FOUND"):
         assert page.evaluate(LOADS, thumbnail) == "revoked"
     expect(page.get_by_role("button", name="Remove c.txt")).to_be_focused()  # the next file's button
@@ -163,6 +166,15 @@ def test_a_file_removed_before_sending_is_neither_posted_nor_shown(page, server)
     page.get_by_role("button", name="Send").click()
     expect(page.locator('[data-role="user"] .attachment a')).to_have_text(["a.txt", "c.txt"])
     assert sent_attachments(server)[0] == ["a.txt", "c.txt"]
+
+    # A second message in the conversation (its composer stays on the page): cleared once sent.
+    page.locator("#composer-files").set_input_files([as_file("d.txt", b"delta", "text/plain")])
+    page.locator("#composer-text").fill("One more")
+    page.locator("#composer-text").press("Enter")
+    expect(page.locator('[data-role="user"]').last.locator(".attachment a")).to_have_text(["d.txt"])
+    expect(previews(page)).to_have_count(0)
+    assert page.evaluate(POSTED) == []
+    assert sent_attachments(server)[2] == ["d.txt"]
 
 
 def test_a_sent_image_is_a_thumbnail_that_opens_full_size_and_a_file_a_named_link(page, server):

@@ -1,7 +1,8 @@
 // The few behaviours htmx does not cover: Enter to send, a growing composer,
-// following a reply while the reader is at the end, copy buttons, Escape, the
-// conversation menu, and the sidebar drawer on small screens. No inline
-// scripts: the page's CSP forbids them.
+// the files to attach (chosen, pasted, dropped, previewed), following a reply
+// while the reader is at the end, copy buttons, Escape, the conversation menu,
+// and the sidebar drawer on small screens. No inline scripts: the page's CSP
+// forbids them.
 (function () {
   "use strict";
 
@@ -234,13 +235,13 @@
 
   function showPreviews(input) {
     var list = document.getElementById("composer-previews");
-    list.querySelectorAll("img").forEach(function (image) { URL.revokeObjectURL(image.src); });
     list.replaceChildren();
     input.held.forEach(function (file, index) {
       var item = element("li", "preview"), text = element("span", "preview-text");
       var remove = element("button", "preview-remove", "\u00d7");
       if (isImage(file)) {
         var image = item.appendChild(element("img", ""));
+        image.onload = image.onerror = function () { URL.revokeObjectURL(image.src); }; // shown, it is not needed
         image.src = URL.createObjectURL(file);
         image.alt = "";
       }
