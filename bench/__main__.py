@@ -7,11 +7,12 @@ from . import first_token, lighthouse, live, pages, plans, serving  # noqa: F401
 
 # isort: split
 from . import (
+    attach,  # noqa: F401  (importing it registers its benchmark)
     branches,  # noqa: F401  (importing it registers its benchmark)
     capacity,  # noqa: F401  (last: it is built from the figures above, and runs after them)
 )
 from .registry import BENCHMARKS
-from .report import table, write_results
+from .report import table, write_results, write_section
 from .servers import Servers
 
 
@@ -51,6 +52,8 @@ def main(argv=None):
     if names == list(BENCHMARKS):  # only a full run replaces the recorded results
         write_results(rows, time.monotonic() - started)
         print("\nWritten: bench/RESULTS.md, bench/growth.png")
+    elif len(names) == 1 and write_section(names[0], rows, time.monotonic() - started):
+        print(f"\nWritten: the {names[0]} block of bench/RESULTS.md")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""The results table, and bench/RESULTS.md: its measured block is replaced, the analysis around it is kept."""
+"""The results table, and bench/RESULTS.md: its measured block is replaced, the analysis around it is kept.
+
+A benchmark run alone whose name has a block of its own in RESULTS.md (between `<!-- results:NAME:start -->`
+and `<!-- results:NAME:end -->`, written by hand once) has that block replaced by its rows."""
 
 import os
 import platform
@@ -37,3 +40,16 @@ def write_results(rows, seconds):
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]
     RESULTS.write_text(f"{before}{START}\n{block}{END}{after}")
+
+
+def write_section(name, rows, seconds):
+    """Put the rows of benchmark name, run alone, in its own block of bench/RESULTS.md; False when it has none."""
+    start, end = f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    if start not in text or end not in text:
+        return False
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    block = f"Measured {stamp} on {machine()}, by `python -m bench {name}` in {seconds:.0f} s.\n\n{table(rows)}\n"
+    before, rest = text.split(start, 1)
+    RESULTS.write_text(f"{before}{start}\n{block}{end}{rest.split(end, 1)[1]}")
+    return True

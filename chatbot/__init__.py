@@ -19,6 +19,7 @@ def create_app(test_config=None):
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
         PERMANENT_SESSION_LIFETIME=60 * 60 * 24 * 365,
+        SESSION_REFRESH_EACH_REQUEST=False,  # identity.py renews the cookie once a day instead
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
     if test_config is not None:

@@ -143,7 +143,12 @@ def start():
         response = _announce_stream(response, conversation, reply)
         return htmx.push_url(response, url_for("chat.conversation", cid=conversation.id))
 
-    return _reply(lambda: current_conversations().start(text, model, files.keep(current_uid(), uploads)), started)
+    def store():  # the files are stored last, and deleted again when the conversation cannot be
+        return files.stored_with(
+            current_uid(), uploads, lambda stored: current_conversations().start(text, model, stored)
+        )
+
+    return _reply(store, started)
 
 
 @bp.get("/c/<cid>")
@@ -190,7 +195,13 @@ def send(cid):
         return _announce_stream(answer, conversation, reply)
 
     after = request.form.get("after") or None  # the leaf this tab shows (another tab may show another branch)
-    return _reply(lambda: conversations.add_exchange(cid, text, model, after, files.keep(current_uid(), uploads)), sent)
+
+    def store():  # the files are stored last, and deleted again when the message cannot be
+        return files.stored_with(
+            current_uid(), uploads, lambda stored: conversations.add_exchange(cid, text, model, after, stored)
+        )
+
+    return _reply(store, sent)
 
 
 @bp.post("/c/<cid>/messages/<mid>/regenerate")

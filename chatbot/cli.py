@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 from . import userdata
 from .conversations import is_valid_id
 from .llm import get_llm
+from .llm.base import IMAGE_TEXT_TO_TEXT
 from .storage import StorageError, get_store, open_store
 
 
@@ -77,6 +78,23 @@ def copy(source, destination):
     click.echo(f"Copied {count} objects from {source} to {destination}.")
 
 
+@storage_cli.command("migrate")
+@with_appcontext
+def migrate():
+    """Rewrite every stored conversation in the current format now (each a compare-and-swap; safe to run again)."""
+    store = get_store()
+    click.echo(f"Migrating the conversations in {store.url} ...")
+    try:
+        rewritten, current, failed = userdata.migrate_conversations(store)
+    except StorageError as error:  # the listing itself failed
+        raise click.ClickException(f"migrate failed: {error.__cause__ or error}") from None
+    for key, reason in failed:
+        click.echo(f"Failed: {key}: {reason}", err=True)
+    click.echo(f"{rewritten} rewritten, {current} already current, {len(failed)} failed.")
+    if failed:
+        raise click.ClickException(f"{len(failed)} conversations could not be migrated (listed above)")
+
+
 @click.group("models")
 def models_cli():
     """Check the configured models (CHATBOT_MODELS) against what is served."""
@@ -99,11 +117,7 @@ def _check_models():
     if token_problem:
         problems.append(token_problem)
     statuses = backend.check_models()
-    width = max(len(status.model) for status in statuses)
-    for status in statuses:
-        mark = {True: "ok", False: "NOT SERVED", None: "UNKNOWN"}[status.served]
-        via = f"via {', '.join(status.providers)}" if status.served else status.detail
-        click.echo(f"  {status.model:<{width}}  {mark:<10}  {via}")
+    _print_statuses(statuses, current_app.config["VISION_MODELS"])
     served = [status.model for status in statuses if status.served]
     if not served:
         unknown = [status.detail for status in statuses if status.served is None]
@@ -118,6 +132,27 @@ def _check_models():
             "the models not served are marked unavailable in the picker."
         )
     return problems
+
+
+def _print_statuses(statuses, vision_models):
+    """A line a model: served or not, by whom, and its pipeline_tag on the Hub; then which models see images."""
+    width = max(len(status.model) for status in statuses)
+    hub_sees = {status.model for status in statuses if status.pipeline_tag == IMAGE_TEXT_TO_TEXT}
+    for status in statuses:
+        mark = {True: "ok", False: "NOT SERVED", None: "UNKNOWN"}[status.served]
+        via = f"via {', '.join(status.providers)}" if status.served else status.detail
+        task = f"; pipeline_tag {status.pipeline_tag}" if status.pipeline_tag else ""
+        click.echo(f"  {status.model:<{width}}  {mark:<10}  {via}{task}")
+    seeing = [_sees_images(status, hub_sees) for status in statuses if status.model in hub_sees | set(vision_models)]
+    click.echo(f"Sent images: {', '.join(seeing)}." if seeing else "Sent images: none of these models.")
+
+
+def _sees_images(status, hub_sees):
+    """A model sent images, and why when the Hub did not say it sees them."""
+    if status.model in hub_sees:
+        return status.model
+    hub = f"; the Hub says {status.pipeline_tag}" if status.pipeline_tag else ""
+    return f"{status.model} (VISION_MODELS{hub})"
 
 
 @models_cli.command("check")

@@ -10,7 +10,11 @@ DEFAULT_HF_MODELS = (
     "meta-llama/Llama-3.1-8B-Instruct",
     "Qwen/Qwen2.5-7B-Instruct",
     "mistralai/Mistral-7B-Instruct-v0.3",
+    "Qwen/Qwen2.5-VL-7B-Instruct",  # sees images (its Hub pipeline_tag is image-text-to-text)
 )
+# The default list's models that see images, when VISION_MODELS is not set; the Hub's answer adds others
+# (chatbot/llm/served.py, once per process in the background).
+DEFAULT_VISION_MODELS = ("Qwen/Qwen2.5-VL-7B-Instruct",)
 
 
 # How replies are generated unless the environment says otherwise (the one place these numbers live).
@@ -126,10 +130,13 @@ def from_environment():
             "HF_BASE_URL": os.environ.get("HF_BASE_URL") or None,
             "HF_PROVIDER": os.environ.get("HF_PROVIDER") or None,
             "HF_TIMEOUT": _number("HF_TIMEOUT", 60.0, float),
+            # The Hub the models check asks (huggingface_hub's own setting; a mirror, or a test's fake Hub).
+            "HF_ENDPOINT": (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None,
             "LOCAL_MODEL_PATH": os.environ.get("LOCAL_MODEL_PATH") or None,
             "CHATBOT_MODELS": _list("CHATBOT_MODELS"),
-            # The models (of CHATBOT_MODELS) that accept images; the others are sent text only.
-            "VISION_MODELS": _list("VISION_MODELS"),
+            # The models (of CHATBOT_MODELS) that accept images, besides those the Hub says do (pipeline_tag
+            # image-text-to-text); the others are sent text only.
+            "VISION_MODELS": _list("VISION_MODELS") or list(DEFAULT_VISION_MODELS),
             "SYSTEM_PROMPT": os.environ.get("SYSTEM_PROMPT") or None,
             "TEMPERATURE": _number("TEMPERATURE", GENERATION_DEFAULTS["TEMPERATURE"], float),
             "TOP_P": _number("TOP_P", GENERATION_DEFAULTS["TOP_P"], float),

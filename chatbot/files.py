@@ -1,4 +1,5 @@
-"""Blueprint "files": GET /files/<fid> serves an attached file to its owner (anyone else: 404).
+"""Blueprint "files": GET /files/<fid> serves an attached file to its owner (anyone else: 404); a share link's
+copies are served the same way by share.py.
 
 An image inline, anything else as a download; always with nosniff, a CSP that runs nothing (sandbox) and
 Cache-Control: private. Never text/html nor image/svg+xml: the only types are the ones the pipeline gave
@@ -32,13 +33,20 @@ def serve(fid):
     found = store.read(keys.file(uid, fid))
     if about is None or found is None:
         abort(404)
+    return file_response(found[0], about, "private, max-age=3600")  # never a shared cache: it is one user's
+
+
+def file_response(data, about, cache_control):
+    """A file's answer: inline for an image, a download otherwise, never anything that runs.
+
+    about is what the file is ({name, type, kind}); cache_control says who may keep it, and how long."""
     mime = about.get("type") if about.get("type") in SERVED_TYPES else "application/octet-stream"
     disposition = "inline" if about.get("kind") == IMAGE else "attachment"
-    response = Response(found[0], mimetype=mime)  # Flask adds charset=utf-8 to text/plain
+    response = Response(data, mimetype=mime)  # Flask adds charset=utf-8 to text/plain
     response.headers["Content-Disposition"] = _disposition(disposition, about.get("name") or "file")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"  # nothing in it may run
-    response.headers["Cache-Control"] = "private, max-age=3600"  # never a shared cache: it is one user's
+    response.headers["Cache-Control"] = cache_control
     return response
 
 
@@ -57,8 +65,9 @@ def read_uploads(model):
     config = current_app.config
     uploads = [(upload.filename, upload.read()) for upload in request.files.getlist("files") if upload.filename]
     prepared = attachments.prepare_all(uploads, attachments.Caps.from_config(config))
-    if any(item.kind == IMAGE for item in prepared) and model not in config["VISION_MODELS"]:
-        seeing = [name for name in get_llm().models if name in config["VISION_MODELS"]]
+    sees_images = get_llm().seeing_models(config["VISION_MODELS"])  # never waits for the Hub (llm/base.py)
+    if any(item.kind == IMAGE for item in prepared) and model not in sees_images:
+        seeing = [name for name in get_llm().models if name in sees_images]
         pick = f"Pick one that can ({', '.join(seeing)})" if seeing else "No model here can"
         raise attachments.Refused(f"{model} cannot see images. {pick}, or send the message without the image.")
     return prepared
@@ -70,3 +79,18 @@ def keep(uid, prepared):
         return None
     limits.require_upload_room(uid, sum(item.size for item in prepared))
     return filestore.save(get_store(), uid, prepared)
+
+
+def stored_with(uid, prepared, write):
+    """Keep the files (keep()), then return write(references), which stores the message referencing them.
+
+    When the write is refused or fails (the conversation is full or gone, a write lost every retry, storage
+    is down), the files are deleted again: a send that was not stored leaves no file behind.
+    """
+    references = keep(uid, prepared)
+    try:
+        return write(references)
+    except BaseException:
+        if references:
+            filestore.delete(get_store(), uid, references)
+        raise

@@ -5,40 +5,110 @@ users/{uid}/files/{fid}.json ({id, name, type, size, kind, text}). A message ref
 {id, name, type, size, kind}. Files go when their conversation is deleted (the repository), with all of a
 user's data (userdata.py), and are in "Download all my data".
 
+A copy of messages gets copies of their files, under new ids, so that it never depends on the original:
+a fork (the same user's place), a share link (its own place, shares/{sid}/files/, gone with the link), and
+"Continue this chat" (from the link's place to the visitor's). A place is where a file's two keys are.
+
 No Flask here: files.py serves them.
 """
 
 import base64
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 from . import keys
 from .attachments import IMAGE, PDF
-from .conversations.model import is_valid_id, new_id  # the module: the repository imports this one
+from .keys import is_valid_id, new_id
 from .storage import read_json
 
 NO_IMAGES = "[{name}: an image, which this model cannot see]"
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where files are kept: the keys of a file's bytes and of what it is, from its id."""
+
+    data: Callable[[str], str]
+    about: Callable[[str], str]
+
+
+def user_place(uid):
+    """User uid's own files (users/{uid}/files/)."""
+    return Place(partial(keys.file, uid), partial(keys.file_about, uid))
+
+
+def share_place(sid):
+    """The copies a share link shows (shares/{sid}/files/)."""
+    return Place(partial(keys.share_file, sid), partial(keys.share_file_about, sid))
+
+
 def save(store, uid, prepared):
-    """Store each Prepared file of one message; return the references the message keeps."""
+    """Store each Prepared file of one message; return the references the message keeps.
+
+    Nothing stays when a write fails: the files written before it are deleted again."""
     references = []
-    for item in prepared:
-        fid = new_id()
-        reference = {"id": fid, "name": item.name, "type": item.mime, "size": item.size, "kind": item.kind}
-        store.write(keys.file(uid, fid), item.data)
-        about = {**reference, "text": item.text if item.kind == PDF else None}
-        store.write(keys.file_about(uid, fid), json.dumps(about, ensure_ascii=False).encode())
-        references.append(reference)
+    try:
+        for item in prepared:
+            fid = new_id()
+            reference = {"id": fid, "name": item.name, "type": item.mime, "size": item.size, "kind": item.kind}
+            references.append(reference)
+            store.write(keys.file(uid, fid), item.data)
+            about = {**reference, "text": item.text if item.kind == PDF else None}
+            store.write(keys.file_about(uid, fid), json.dumps(about, ensure_ascii=False).encode())
+    except BaseException:
+        delete(store, uid, references)
+        raise
     return references
 
 
-def delete(store, uid, references):
-    """Delete the files a message or conversation referenced."""
+def delete(store, uid, references, place=None):
+    """Delete the files a message or conversation referenced (uid's own, or those of another place)."""
+    place = place or user_place(uid)
     for reference in references:
         fid = reference.get("id")
         if is_valid_id(fid):
-            store.delete(keys.file(uid, fid))
-            store.delete(keys.file_about(uid, fid))
+            store.delete(place.data(fid))
+            store.delete(place.about(fid))
+
+
+def copy_messages(store, messages, source, target):
+    """Copy the files of messages ({..., attachments}) from place source to place target under new ids.
+
+    Returns (the messages with their references to the copies, the copies' references). A file referenced
+    twice (two versions of an edited message) is copied once; one gone from the source is left out. When a
+    copy fails, the copies made so far are deleted again."""
+    copies, renamed = [], {}
+    try:
+        copied = [_with_copies(store, message, source, target, copies, renamed) for message in messages]
+    except BaseException:
+        delete(store, None, copies, target)
+        raise
+    return copied, copies
+
+
+def _with_copies(store, message, source, target, copies, renamed):
+    references = []
+    for reference in message.get("attachments") or []:
+        fid = reference.get("id")
+        if fid not in renamed and is_valid_id(fid):
+            renamed[fid] = _copy_file(store, reference, source, target)
+            copies += [renamed[fid]] if renamed[fid] else []
+        if renamed.get(fid):
+            references.append(renamed[fid])
+    return {**message, "attachments": references or None}
+
+
+def _copy_file(store, reference, source, target):
+    """Copy one file to target under a new id; return its new reference, or None when it is gone."""
+    found, about = store.read(source.data(reference["id"])), read_json(store, source.about(reference["id"]))[0]
+    if found is None or about is None:
+        return None
+    copy = {**reference, "id": new_id()}
+    store.write(target.data(copy["id"]), found[0])
+    store.write(target.about(copy["id"]), json.dumps({**about, "id": copy["id"]}, ensure_ascii=False).encode())
+    return copy
 
 
 def delete_all(store, uid):

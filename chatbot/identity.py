@@ -8,6 +8,7 @@ allowed.
 """
 
 import functools
+from datetime import date
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, redirect, request, session, url_for
@@ -33,6 +34,15 @@ def init_app(app):
     app.extensions["account_sessions"] = AccountSessions(seconds, changes)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
+    app.before_request(_refresh_session_daily)
+
+
+def _refresh_session_daily():
+    """Mark a lasting session changed once a day, so its cookie (and its year-long expiry) is renewed that often:
+    with SESSION_REFRESH_EACH_REQUEST off (create_app), the cookie is not signed again on every answer."""
+    today = date.today().toordinal()
+    if session.permanent and session.get("day") != today:
+        session["day"] = today
 
 
 def account_sessions():

@@ -7,20 +7,34 @@
     users/{uid}/files/{fid}.json          what the file is {id, name, type, size, kind, text}
     users/{uid}/shares.json               the user's share links [{id, cid, title, created_at}], newest first
     shares/{sid}.json                     a shared snapshot {id, uid, cid, created_at, title, model, messages}
+    shares/{sid}/files/{fid}(.json)       a copy of a file the snapshot shows (as users/{uid}/files/ holds it)
     identities/{issuer}/{subject}.json    a provider's user -> {username, uid}: one account per identity
                                           (issuer and subject as hashes: they are the provider's strings)
     tokens/{uid}.json                     a Hugging Face user's tokens, encrypted {issuer, sealed, bill_to}
 
-Callers check an id's shape before making a key of it, so that no id is ever a path.
+Callers check an id's shape (is_valid_id) before making a key of it, so that no id is ever a path.
 """
 
 import hashlib
+import re
+import secrets
 
 ACCOUNTS = "accounts/"
 USERS = "users/"
 SHARES = "shares/"
 IDENTITIES = "identities/"
 TOKENS = "tokens/"
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16}")
+
+
+def new_id():
+    """Return a random, URL-safe id of 16 characters: a user's, a conversation's, a message's or a file's."""
+    return secrets.token_urlsafe(12)
+
+
+def is_valid_id(value):
+    """True when value has the shape of an id this app generates (and so is safe in a key)."""
+    return bool(ID_PATTERN.fullmatch(value or ""))  # fullmatch: "$" would let a trailing newline through
 
 
 def account(username):
@@ -84,6 +98,21 @@ def share_list(uid):
 def share(sid):
     """The key of the snapshot shared as sid."""
     return f"{SHARES}{sid}.json"
+
+
+def share_files(sid):
+    """The prefix of the copies of the files that snapshot sid shows."""
+    return f"{SHARES}{sid}/files/"
+
+
+def share_file(sid, fid):
+    """The key of the bytes of file fid of snapshot sid."""
+    return f"{share_files(sid)}{fid}"
+
+
+def share_file_about(sid, fid):
+    """The key of what file fid of snapshot sid is."""
+    return f"{share_files(sid)}{fid}.json"
 
 
 def _digest(text, length):

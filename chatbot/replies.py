@@ -20,7 +20,7 @@ from .live import LiveFull, LiveUnavailable
 from .llm import LLMError
 from .render import LiveMarkdown
 from .storage import StorageError
-from .titles import make_title
+from .titles import make_title, title_words, wants_title
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +86,8 @@ class Outcome:
 
 
 class _Patches:
-    """The reply's Markdown as patches for its log: the first piece at once, then the pieces that arrive
-    within `seconds` of the last render together: one event instead of several, each with its SSE framing
-    (bench: bytes sent per reply against its final HTML)."""
+    """The reply's Markdown as patches for its log: the first piece at once, then those within `seconds` of the
+    last render together: one event, not several each with its SSE framing (bench: bytes sent per reply)."""
 
     def __init__(self, emit, seconds):
         self.emit, self.seconds, self.markdown = emit, seconds, LiveMarkdown()
@@ -174,7 +173,8 @@ class Job:
             started = time.monotonic()
             conversation = self.conversation or self.conversations.get(self.cid)
             model = conversation.reply(self.mid).model
-            turns = filestore.turns_before(self.conversations, conversation, self.mid, self.settings.vision_models)
+            seeing = self.llm.seeing_models(self.settings.vision_models)  # VISION_MODELS, and the Hub's answer
+            turns = filestore.turns_before(self.conversations, conversation, self.mid, seeing)
             outcome = self._generate(build_prompt(turns, model, self.settings, conversation.instructions), model)
             saved = self._save(outcome)
             if saved is not None:
@@ -266,9 +266,9 @@ class Job:
             uid=self.conversations.uid,
             conversation=self.cid,
         )
-        # A stopped first reply with some text is an exchange too: the conversation gets its title.
-        if conversation.title is None and (status == DONE or (status == STOPPED and outcome.text.strip())):
-            title = make_title(self.llm, model, conversation.first_user_text_to(self.mid), outcome.text, self.settings)
+        # A stopped first reply with some text is an exchange too: the conversation (or a fork) gets its own title.
+        if wants_title(conversation) and (status == DONE or (status == STOPPED and outcome.text.strip())):
+            title = make_title(self.llm, model, title_words(conversation, self.mid), outcome.text, self.settings)
             self.conversations.set_auto_title(self.cid, title)
             self.emit(events.TITLE)
 

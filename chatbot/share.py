@@ -7,12 +7,19 @@ else, and may copy it into their own conversations to go on with it.
 Everything here is a link or a form, so it all works without JavaScript.
 """
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, url_for
 
-from . import limits
+from . import filestore, keys, limits
+from .conversations import is_valid_id
+from .files import file_response
 from .identity import current_conversations, current_uid, user_required
-from .shares import Shares, read_snapshot
+from .shares import Shares, read_snapshot, shared_file
 from .storage import get_store
+
+# A link's file may be kept by the browser that shows it, never by a shared cache, and only as long as the link
+# lives: it asks again every time (no-cache), and an unchanged file costs a 304 (its ETag is its id: a copy's
+# bytes never change), while a revoked link's file is a 404 at once.
+SHARED_FILE_CACHE = "private, no-cache"
 
 bp = Blueprint("share", __name__)
 
@@ -67,13 +74,35 @@ def snapshot(sid):
     return response
 
 
+@bp.get("/s/<sid>/files/<fid>")
+def file(sid, fid):
+    """A file the snapshot shows, for anyone with the link, served as files.py serves one to its owner."""
+    if not is_valid_id(fid):
+        abort(404)
+    store = get_store()
+    reference = shared_file(read_snapshot(store, sid), fid)  # revoked, or not a file of this snapshot: 404
+    if fid in request.if_none_match:
+        response = Response(status=304)
+    else:
+        found = store.read(keys.share_file(sid, fid))
+        if found is None:
+            abort(404)
+        response = file_response(found[0], reference, SHARED_FILE_CACHE)
+    response.headers["Cache-Control"] = SHARED_FILE_CACHE
+    response.headers["X-Robots-Tag"] = "noindex"
+    response.set_etag(fid)
+    return response
+
+
 @bp.post("/s/<sid>/continue")
 @user_required
 @limits.limit_copies
 def continue_chat(sid):
-    """Copy the snapshot into the visitor's own conversations (a guest's too) and open the copy."""
+    """Copy the snapshot, with its files, into the visitor's own conversations (a guest's too); open the copy."""
     shared = read_snapshot(get_store(), sid)
+    # Its files come along, as copies of the visitor's own: the copy goes on without the link (a revoke), and
+    # the model reads them in the turns it is sent.
     conversation = current_conversations().start_copy(
-        shared.get("title"), shared["model"], shared["messages"], shared.get("instructions")
+        shared.get("title"), shared["model"], shared["messages"], shared.get("instructions"), filestore.share_place(sid)
     )
     return redirect(url_for("chat.conversation", cid=conversation.id), 303)

@@ -1,12 +1,16 @@
 """Shared snapshots of conversations: read-only links that anyone who has them can read.
 
 Keys (keys.py; in the same Store as the conversations, so on S3 in production):
-    shares/{sid}.json        {id, uid, cid, created_at, title, model, messages: [{role, content, model}]}
+    shares/{sid}.json        {id, uid, cid, created_at, title, model, messages: [{role, content, model,
+                             attachments}]}
+    shares/{sid}/files/...   copies of the files the snapshot shows (filestore.py), under ids of their own
     users/{uid}/shares.json  [{id, cid, title, created_at}], newest first: the owner's links
 
 A snapshot is a copy made when the link is made, so it never changes when the
 conversation does. Its id is random (128 bits from `secrets`) and has nothing
 to do with the conversation's id, so a link tells nothing about anything else.
+Its files are copies too, so the link holder sees them
+without ever reaching the owner's own files, and a revoke deletes them with the snapshot.
 Who may revoke a link is what the owner's list says: the list moves with the
 rest of a guest's data when the guest signs up (accounts.move_conversations).
 Deleting a conversation revokes its links; deleting all of a user's data
@@ -16,7 +20,7 @@ revokes all of them (see the README, "Sharing").
 import re
 import secrets
 
-from . import keys
+from . import filestore, keys
 from .conversations import CapReached, NotFound, now
 from .storage import read_json, update_json
 
@@ -49,10 +53,20 @@ def read_snapshot(store, sid):
     return document
 
 
+def shared_file(snapshot, fid):
+    """The reference of file fid as snapshot shows it, or NotFound (no such file in this snapshot)."""
+    for message in snapshot.get("messages", []):
+        for reference in message.get("attachments") or []:
+            if reference.get("id") == fid:
+                return reference
+    raise NotFound(fid)
+
+
 def snapshot_of(conversation, sid, uid):
-    """The document a share of conversation stores: what was said so far, no ids of messages or states."""
+    """The document a share of conversation stores: what was said so far, no ids of messages or states; the
+    files' references are still the owner's (create copies them)."""
     messages = [
-        {"role": message.role, "content": message.content, "model": message.model}
+        {"role": message.role, "content": message.content, "model": message.model, "attachments": message.attachments}
         for message in conversation.path  # the branch shown, not the others
         if message.content
     ]
@@ -102,6 +116,13 @@ class Shares:
         # The list first: a crash in between leaves a listed link that shows nothing (and can be revoked),
         # never a readable snapshot its owner cannot see or revoke.
         update_json(self.store, self._index_key(), add)
+        try:  # the files, before the snapshot that shows them
+            snapshot["messages"], _ = filestore.copy_messages(
+                self.store, snapshot["messages"], filestore.user_place(self.uid), filestore.share_place(sid)
+            )
+        except BaseException:
+            self._revoke([entry])
+            raise
 
         def create(existing):
             if existing is not None:  # 128 random bits collided: never overwrite someone's snapshot
@@ -144,7 +165,7 @@ class Shares:
         """
         gone = {entry["id"] for entry in entries}
         for sid in gone:
-            self.store.delete(_share_key(sid))
+            self._delete_snapshot(sid)
         if gone:
 
             def drop(listed):
@@ -153,8 +174,14 @@ class Shares:
 
             update_json(self.store, self._index_key(), drop)
             for sid in gone:
-                self.store.delete(_share_key(sid))
+                self._delete_snapshot(sid)
         return len(entries)
+
+    def _delete_snapshot(self, sid):
+        """The snapshot first (its files answer 404 from then on), then the copies of its files."""
+        self.store.delete(_share_key(sid))
+        for key in list(self.store.keys(keys.share_files(sid))):
+            self.store.delete(key)
 
 
 def _exists(conversations, cid):

@@ -173,5 +173,9 @@ def _log_goes_on(cid, mid, after):
 
 
 def _the_end(conversations, cid, mid):
-    """The reply as stored, then done: for a stream with nothing to follow."""
-    return [events.to_sse(None, {"kind": events.FINAL}, conversations, cid, mid), events.unlogged(events.DONE)]
+    """The reply as stored, the conversation list and heading as stored, then done: for a stream with nothing to
+    follow. The list and heading are what the log's sidebar and title events showed, which this stream did not
+    see when it opened after the reply's end (a quick reply done before the page connected)."""
+    return [events.to_sse(None, {"kind": kind}, conversations, cid, mid) for kind in (events.FINAL, events.TITLE)] + [
+        events.unlogged(events.DONE)
+    ]

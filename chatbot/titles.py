@@ -2,7 +2,7 @@
 
 import re
 
-from .conversations import MAX_TITLE_CHARS, UNTITLED
+from .conversations import FORKED, MAX_TITLE_CHARS, UNTITLED
 from .llm import LLMError
 
 TITLE_PROMPT = "Give this conversation a descriptive, 5-word title with no emojis"
@@ -94,3 +94,16 @@ def make_title(llm, model, user_text, reply_text, settings):
         answer = ""
     title = clean_title(answer) or fallback_title(user_text)
     return title[:MAX_TITLE_CHARS]  # the same bound as a title the user types
+
+
+def wants_title(conversation):
+    """True until the conversation has a title of its own: none yet, or a fork's "Fork of …"."""
+    return conversation.title is None or conversation.title_source == FORKED
+
+
+def title_words(conversation, mid):
+    """The user's words a title is made of, with reply mid: the first on its path; in a fork, those reply mid
+    answers (its first own exchange: the path before it was copied from another conversation)."""
+    if conversation.title_source == FORKED:
+        return conversation.message(conversation.message(mid).parent).content
+    return conversation.first_user_text_to(mid)

@@ -15,7 +15,7 @@ from zipstream import ZipStream
 from . import filestore, identities, keys
 from .conversations import Conversation, Conversations, is_valid_id
 from .shares import Shares
-from .storage import read_json
+from .storage import StorageError, read_json, update_json
 
 
 def _user_ids(store):
@@ -63,6 +63,42 @@ def user_index(store, uid):
 def conversation_keys(store, uid):
     """The keys of every conversation stored for uid."""
     return [key for key in store.keys(keys.conversations(uid)) if key.endswith(".json")]
+
+
+def all_conversation_keys(store):
+    """The keys of every user's conversations (users/{uid}/conversations/{cid}.json), sorted."""
+    found = []
+    for key in store.keys(keys.USERS):
+        parts = key.split("/")
+        if len(parts) == 4 and parts[2] == "conversations" and parts[3].endswith(".json"):
+            found.append(key)
+    return sorted(found)
+
+
+def migrate_conversations(store):
+    """Rewrite every user's stored conversations in the current format, each with a compare-and-swap (a reply
+    saved meanwhile is read again, never overwritten). Idempotent: a document already in its current form is
+    left alone. Return (rewritten, current, failed), failed a list of (key, reason)."""
+    rewritten, current, failed = 0, 0, []
+    for key in all_conversation_keys(store):
+        changed = False
+
+        def in_current_form(document):
+            nonlocal changed
+            if document is None:  # deleted since the listing: nothing to rewrite
+                return None
+            form = Conversation.from_dict(document).to_dict()
+            changed = form != document
+            return form if changed else None
+
+        try:
+            update_json(store, key, in_current_form)
+        except (StorageError, ValueError, TypeError, KeyError, AttributeError) as error:
+            # Unreadable JSON, a document that is no conversation, or a store that failed: said, and the rest go on.
+            failed.append((key, f"{type(error).__name__}: {error}"))
+            continue
+        rewritten, current = rewritten + changed, current + (not changed)
+    return rewritten, current, failed
 
 
 def delete_user_data(store, uid):

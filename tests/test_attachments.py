@@ -89,3 +89,10 @@ def test_a_pdf_gives_its_text_and_one_over_the_page_cap_is_refused():
     with pytest.raises(Refused, match="51 pages") as refused:
         prepare("long.pdf", pdf(51))
     assert refused.value.status == 413
+
+
+def test_a_large_photo_decoded_smaller_keeps_the_capped_size_and_loses_its_exif():
+    """A 12-megapixel JPEG is decoded at half size by libjpeg (the re-encoding's shortcut), never below the cap."""
+    prepared = prepare("phone.jpg", photo_with_gps((4000, 3000)))
+    image = Image.open(io.BytesIO(prepared.data))
+    assert image.size == (1568, 1176) and not image.getexif() and b"FakeCam" not in prepared.data

@@ -4,6 +4,7 @@ what the (FAKE, OpenAI-compatible) model server receives, S3 deletion and the ex
 import base64
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -187,3 +188,22 @@ def test_a_body_over_max_content_length_says_what_a_message_may_carry(make_app):
     assert response.status_code == 413 and "<title>413" in response.text
     assert caps in response.text and "Go back (your message is still there as you typed it)" in response.text
     assert stored_conversations(app) == []
+
+
+def test_the_picker_marks_the_models_that_see_images_for_the_composer(make_app):
+    """data-vision on the picker's options: VISION_MODELS, and a model the models check found seeing (app.js says
+    before sending that the selected model cannot see an attached image)."""
+    from chatbot.llm import ModelStatus
+
+    app = make_app(
+        LLM_BACKEND="huggingface",
+        HF_BASE_URL="http://127.0.0.1:9/v1",
+        HF_TOKEN="t",
+        CHATBOT_MODELS=["configured", "found", "text-only"],
+        VISION_MODELS=["configured"],
+    )
+    app.extensions["llm"].apply_check([ModelStatus("found", True, pipeline_tag="image-text-to-text")])
+    page = app.test_client().get("/new").text
+    options = re.findall(r'<option value="([^"]+)"([^>]*)>', page)
+    assert [name for name, attributes in options if "data-vision" in attributes] == ["configured", "found"]
+    assert 'data-file-bytes="10485760" data-message-bytes="20971520"' in page and 'data-message-files="4"' in page

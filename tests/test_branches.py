@@ -3,6 +3,7 @@ forms, with and without htmx; fork; export, share, search and the data download 
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -18,12 +19,17 @@ class RecordingFakeLLM(FakeLLM):
 
     def __init__(self):
         super().__init__()
-        self.requests = []
+        self.requests, self.title_requests = [], []
 
     def stream(self, messages, model, **params):
         """Record the messages, then answer as FakeLLM does."""
         self.requests.append(messages)
         return super().stream(messages, model, **params)
+
+    def complete(self, messages, model=None, **params):
+        """Record a title's messages, then answer as FakeLLM does."""
+        self.title_requests.append(messages)
+        return super().complete(messages, model, **params)
 
 
 @pytest.fixture
@@ -68,10 +74,29 @@ def test_with_htmx_switch_answers_the_pane_and_keeps_the_focus_on_the_control(cl
     finish_reply(client, cid, new_reply)
     response = client.post(f"/c/{cid}/messages/{first_reply}/switch", data={"from": "previous"}, headers=PANE)
     assert response.status_code == 200 and "<html" not in response.text
-    assert "Question 3" in response.text and 'role="status">1 / 2' in response.text
+    assert "Question 3" in response.text and ">1 / 2<" in response.text
+    # Announced in the page's live region (out of band); the focus moves to Next, Previous being now disabled.
+    assert '<div id="announcer" hx-swap-oob="innerHTML">Version 1 of 2</div>' in response.text
+    assert 'aria-label="Next version" title="Next version" autofocus>›' in response.text
+    assert not re.search(r"<textarea id=\"composer-text\"[^>]*autofocus", response.text)  # nor takes it back
     response = client.post(f"/c/{cid}/messages/{new_reply}/switch", data={"from": "next"}, headers=PANE)
     assert "Question 3" not in response.text and "autofocus>›" not in response.text  # next is now disabled
-    assert 'role="status">2 / 2' in response.text
+    assert 'aria-label="Previous version" title="Previous version" autofocus>‹' in response.text
+    assert ">Version 2 of 2</div>" in response.text
+
+
+def test_without_javascript_regenerate_adds_a_version_of_a_middle_reply(client, app):
+    cid, messages = three_exchanges(client, app)
+    first_reply = messages[1]["id"]
+    response = client.post(f"/c/{cid}/messages/{first_reply}/regenerate")  # waits for the new reply
+    assert response.status_code == 303
+    new_reply = stored_conversations(app)[0]["messages"][-1]
+    assert response.headers["Location"].endswith(f"#m-{new_reply['id']}")
+    assert new_reply["parent"] == messages[0]["id"] and new_reply["status"] == "done"
+    page = client.get(f"/c/{cid}").text
+    assert "2 / 2" in page and "Question 2" not in page  # the new version's branch ends with it
+    client.post(f"/c/{cid}/messages/{first_reply}/switch", data={"from": "previous"})
+    assert "Question 3" in client.get(f"/c/{cid}").text
 
 
 def test_instructions_are_set_without_javascript_shown_collapsed_and_reach_the_model(client, app):
@@ -136,3 +161,40 @@ def test_instructions_and_a_fork_title_outside_the_bmp_are_kept_whole(client, ap
     forked = client.post(f"/c/{cid}/messages/{first}/fork")
     assert forked.status_code == 303
     assert "Fork of Moon 🌙 and 𝔘" in client.get(forked.headers["Location"]).text
+
+
+def test_a_fork_is_titled_fork_of_until_its_first_own_exchange_titles_it_once(client, app):
+    llm = app.extensions["llm"]
+    llm.title = "Ancient Greek myths"
+    cid, messages = three_exchanges(client, app)
+    llm.title = "Roman roads explained"
+    forked = client.post(f"/c/{cid}/messages/{messages[3]['id']}/fork")
+    fork_id = forked.headers["Location"].rsplit("/", 1)[1]
+    assert 'class="chat-title">Fork of Ancient Greek myths</h1>' in client.get(f"/c/{fork_id}").text
+    asked = len(llm.title_requests)
+    client.post(f"/c/{fork_id}/messages", data={"text": "A question of the fork's own"})  # waits for the reply
+    assert 'class="chat-title">Roman roads explained</h1>' in client.get(f"/c/{fork_id}").text
+    [title_request] = llm.title_requests[asked:]  # made of one exchange: the fork's first own one
+    assert title_request[0]["content"] == "A question of the fork's own"
+    llm.title = "Something else entirely"
+    client.post(f"/c/{fork_id}/messages", data={"text": "And another"})
+    assert len(llm.title_requests) == asked + 1  # once
+    titles = {entry["id"]: entry["title"] for entry in _index(app)}
+    assert titles == {fork_id: "Roman roads explained", cid: "Ancient Greek myths"}
+
+
+def test_a_renamed_fork_keeps_the_name_it_was_given(client, app):
+    cid, messages = three_exchanges(client, app)
+    forked = client.post(f"/c/{cid}/messages/{messages[1]['id']}/fork")
+    fork_id = forked.headers["Location"].rsplit("/", 1)[1]
+    client.post(f"/sidebar/{fork_id}/rename", data={"title": "My branch"}, headers=HTMX)
+    client.post(f"/c/{fork_id}/messages", data={"text": "Go on"})
+    assert "My branch" in client.get(f"/c/{fork_id}").text
+    assert {document["id"]: document["title"] for document in stored_conversations(app)}[fork_id] == "My branch"
+
+
+def _index(app):
+    """The guest's sidebar entries, as stored."""
+    store = app.extensions["store"]
+    [key] = [key for key in store.keys("users/") if key.endswith("/index.json")]
+    return json.loads(store.read(key)[0])

@@ -165,7 +165,23 @@ def test_a_dropped_network_resumes_with_nothing_missing_or_twice(browser, server
     page.context.close()  # the cut may log a failed request: not an error of the page's own
 
 
+class HeldSlowLLM(FakeSlowLLM):
+    """A FAKE slow model that stops after its first `held` pieces until the test sets `release` (30 s at most):
+    however slowly a second tab opens, the reply is still being written when it does."""
+
+    def __init__(self, pieces, held):
+        super().__init__(pieces)
+        self.held, self.release = held, threading.Event()
+
+    def stream(self, messages, model=None, **params):
+        for number, piece in enumerate(super().stream(messages, model, **params)):
+            if number == self.held:
+                self.release.wait(30)
+            yield piece
+
+
 def test_two_tabs_on_one_conversation_both_see_the_reply_live(browser, server, slow_app):
+    model = slow_app.extensions["llm"] = HeldSlowLLM(in_pieces(REPLY), held=len(in_pieces(REPLY)) // 2)
     first = open_page(browser, server.url)
     send_message(first)
     expect(first.locator('[data-status="streaming"] h2')).to_have_text("A heading")
@@ -173,6 +189,7 @@ def test_two_tabs_on_one_conversation_both_see_the_reply_live(browser, server, s
     second.goto(first.url)
     # The second tab attaches mid-reply, shows what came so far, and follows the rest live.
     expect(second.locator('[data-status="streaming"] h2')).to_have_text("A heading")
+    model.release.set()
     for page in (first, second):
         expect(page.locator('[data-role="assistant"]')).to_have_attribute("data-status", "done")
         expect(page.locator('[data-role="assistant"] table td').first).to_have_text("one")

@@ -118,7 +118,7 @@ def test_stream_of_a_finished_reply_returns_it_without_running_the_model(client,
 
     app.extensions["llm"] = FakeLLMThatMustNotRun()
     events = parse_events(client.get(stream_url(cid, mid)).text)
-    assert [kind for kind, _ in events] == ["final", "done"]
+    assert [kind for kind, _ in events] == ["final", "title", "done"]
     assert stored_conversations(app)[0]["messages"][1]["content"] == saved
 
 

@@ -1,94 +1,19 @@
 """Which configured models are served: `flask models check` and the picker after the start-up check.
 
-The Hub cannot be reached from here, so FakeHub stands in for it over HTTP (only the two Hub endpoints
-the check calls), and huggingface_hub is pointed at it with HF_ENDPOINT. huggingface_hub reads
-HF_ENDPOINT when it is imported, so the command runs in a subprocess with the variable set. HF_BASE_URL
-is checked against llama.cpp's real server.
+The Hub cannot be reached from here, so FakeHub (tests/support/fake_hub.py) stands in for it over HTTP
+(only the two Hub endpoints the check calls), and huggingface_hub is pointed at it with HF_ENDPOINT.
+huggingface_hub reads HF_ENDPOINT when it is imported, so the command runs in a subprocess with the variable
+set (flask_command). HF_BASE_URL is checked against llama.cpp's real server.
 """
 
 import json
-import os
-import subprocess
-import sys
-import threading
 import urllib.request
 
 import pytest
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
-from support import ROOT
+from support.fake_hub import GOOD_TOKEN, FakeHub, flask_command, live
 
-GOOD_TOKEN = "hf_fake_good_token"
 SECRET_KEY = "a-test-secret-key-that-is-long-enough-for-production"
-
-
-class FakeHub:
-    """A FAKE Hugging Face Hub: model info with its inference-provider mapping, and whoami, over HTTP."""
-
-    def __init__(self, mappings):
-        self.mappings = mappings  # model id -> {provider: {"status", "providerId", "task"}}
-        self.requests = []
-        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def wsgi(self, environ, start_response):
-        request = Request(environ)
-        self.requests.append((request.path, request.args.getlist("expand")))
-        if request.headers.get("Authorization") != f"Bearer {GOOD_TOKEN}":
-            response = Response(
-                json.dumps({"error": "Invalid credentials in Authorization header"}),
-                401,
-                content_type="application/json",
-            )
-        elif request.path == "/api/whoami-v2":
-            response = Response(json.dumps({"type": "user", "name": "operator"}), content_type="application/json")
-        elif request.path.startswith("/api/models/") and request.path[len("/api/models/") :] in self.mappings:
-            model = request.path[len("/api/models/") :]
-            body = {"_id": "0" * 24, "id": model, "inferenceProviderMapping": self.mappings[model]}
-            response = Response(json.dumps(body), content_type="application/json")
-        else:
-            response = Response(
-                json.dumps({"error": "Repository not found"}),
-                404,
-                content_type="application/json",
-                headers={"X-Error-Code": "RepoNotFound"},
-            )
-        return response(environ, start_response)
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()  # shutdown() waits a poll
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def live(provider_id, task="conversational"):
-    return {"status": "live", "providerId": provider_id, "task": task}
-
-
-def flask_command(args, tmp_path, **environment):
-    """Run `flask --app wsgi ARGS` in a fresh interpreter with environment (and nothing of the developer's)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "AWS_", "CHATBOT_"))}
-    env.update(
-        {
-            "SECRET_KEY": SECRET_KEY,
-            "STORAGE_URL": f"file://{tmp_path}/data",
-            "HF_HOME": str(tmp_path / "hf"),
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            **environment,
-        }
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture
@@ -128,7 +53,7 @@ def test_models_check_lists_who_serves_each_model(hub, tmp_path):
     assert rows["Qwen/Qwen2.5-7B-Instruct"] == ["ok", "via together"]
     assert rows["nobody/no-such-model"][1].endswith("not on the Hub (a typo, or private to another account)")
     assert "The default model will be meta-llama/Llama-3.1-8B-Instruct (the first served)" in result.stdout
-    assert ("/api/models/google/gemma-2-9b-it", ["inferenceProviderMapping"]) in hub.requests
+    assert ("/api/models/google/gemma-2-9b-it", ["inferenceProviderMapping", "pipeline_tag"]) in hub.requests
     assert GOOD_TOKEN not in result.stdout + result.stderr
 
 

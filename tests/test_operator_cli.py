@@ -5,9 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chatbot import keys
+from chatbot import keys, userdata
 from chatbot.accounts import create_account
-from chatbot.conversations import encode_index, new_id
+from chatbot.conversations import Conversations, encode_index, new_id
+from chatbot.storage.local import LocalStore
 from support import new_bucket
 
 NOW = datetime.now(timezone.utc)
@@ -176,3 +177,74 @@ def test_release_check_fails_without_credentials_saying_what_to_fix(make_app, s3
     result = app.test_cli_runner().invoke(args=["release-check"])
     assert result.exit_code == 1
     assert "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in result.output
+
+
+def test_storage_migrate_rewrites_old_documents_once_and_says_what_it_did(store_app):
+    store = store_app.extensions["store"]
+    first, second = new_id(), new_id()
+    old = write_user(store, first, [[("user", 1), ("assistant", 1), ("user", 0), ("assistant", 0)], [("user", 3)]])
+    old += write_user(store, second, [[("user", 2), ("assistant", 2)]])
+    current = Conversations(store, second).start_copy("Already current", "m", [{"role": "user", "content": "Hi"}])
+    store.write(keys.conversation(second, new_id()), b"{not json")
+    before = {cid: read_document(store, uid, cid) for uid, cid in owned(store, old)}
+    indexes = {uid: store.read(keys.index(uid))[0] for uid in (first, second)}
+
+    result = store_app.test_cli_runner().invoke(args=["storage", "migrate"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-2] == "3 rewritten, 1 already current, 1 failed."
+    assert "Failed: users/" in result.output and "JSONDecodeError" in result.output
+    for uid, cid in owned(store, old):
+        document, was = read_document(store, uid, cid), before[cid]
+        assert document["version"] == 2 and document["current"] == was["messages"][-1]["id"]
+        assert [message["parent"] for message in document["messages"]] == [None] + [
+            message["id"] for message in was["messages"][:-1]
+        ]
+        assert [message["content"] for message in document["messages"]] == [m["content"] for m in was["messages"]]
+        assert document["updated_at"] == was["updated_at"]  # the sidebar's order stays
+    assert {uid: store.read(keys.index(uid))[0] for uid in (first, second)} == indexes
+    assert Conversations(store, second).get(current.id).title == "Already current"
+
+    again = store_app.test_cli_runner().invoke(args=["storage", "migrate"])
+    assert again.output.splitlines()[-2] == "0 rewritten, 4 already current, 1 failed."
+
+
+def test_storage_migrate_never_overwrites_a_write_made_meanwhile(tmp_path):
+    """Every rewrite is a compare-and-swap: a reply saved between the migration's read and its write is kept."""
+    store = RacingStore(str(tmp_path))
+    uid = new_id()
+    [cid] = write_user(store, uid, [[("user", 0), ("assistant", 0)]])
+    key = keys.conversation(uid, cid)
+
+    def save_a_reply_meanwhile():
+        document = json.loads(store.read(key)[0])
+        document["messages"][-1]["content"] = "saved meanwhile"
+        LocalStore.write(store, key, json.dumps(document).encode())
+
+    store.before_next_write = save_a_reply_meanwhile
+    assert userdata.migrate_conversations(store) == (1, 0, [])
+    document = json.loads(store.read(key)[0])
+    assert document["version"] == 2 and document["messages"][-1]["content"] == "saved meanwhile"
+
+
+class RacingStore(LocalStore):
+    """The folder store, where another writer changes a document just before the next write (a race, made
+    to happen every time)."""
+
+    before_next_write = None
+
+    def write(self, key, data, **condition):
+        """Run before_next_write once, then write as the folder store does."""
+        racer, self.before_next_write = self.before_next_write, None
+        if racer:
+            racer()
+        return super().write(key, data, **condition)
+
+
+def owned(store, cids):
+    """(uid, cid) of each conversation id, found in the store."""
+    found = {key.rsplit("/", 1)[1][: -len(".json")]: key.split("/")[1] for key in userdata.all_conversation_keys(store)}
+    return [(found[cid], cid) for cid in cids]
+
+
+def read_document(store, uid, cid):
+    return json.loads(store.read(keys.conversation(uid, cid))[0])

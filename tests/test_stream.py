@@ -154,6 +154,18 @@ def test_a_page_opened_mid_reply_attaches_to_the_reply(client, app):
         assert 'data-status="done"' in page
 
 
+def test_a_stream_opened_after_a_quick_reply_ended_still_lists_and_titles_its_conversation(client, app):
+    # The reply, its sidebar event and its title all came before the page's stream connected.
+    app.extensions["llm"] = FakeLLM(title="Quick fake answer")
+    cid, mid = start_conversation(client)
+    app.extensions["replies"].wait_for_jobs(10)
+    events = sse_events(client.get(stream_url(cid, mid)).text)
+    assert [name for _, name, _ in events] == ["final", "title", "done"]
+    title = events[1][2]
+    assert f'data-conversation-id="{cid}"' in title  # the sidebar lists the new conversation
+    assert 'class="chat-title" hx-swap-oob="true">Quick fake answer</h1>' in title  # and the heading has its title
+
+
 def test_two_readers_of_one_reply_see_the_same_events(client, app):
     app.extensions["llm"] = FakeLLM(pieces=[f"w{number} " for number in range(10)])
     cid, mid = start_conversation(client)

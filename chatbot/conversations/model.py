@@ -6,12 +6,11 @@ the model reads. Editing a message adds a sibling, regenerating a reply adds a s
 is overwritten. Pure: nothing here reads or writes storage (repository.py does).
 """
 
-import re
-import secrets
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16}")
+from ..keys import is_valid_id, new_id  # noqa: F401  (ids are the model's too: conversations exports them)
+
 MAX_TITLE_CHARS = 100
 # The stored document's format: 2 is the tree (each message's parent, the current leaf). A document with
 # no version (1) is a flat list, read as one path; it is written as version 2 on its next write.
@@ -31,6 +30,8 @@ FINISHED = (DONE, ERROR, STOPPED, INTERRUPTED)
 INTERRUPTED_NOTE = "The reply was interrupted (the server restarted). What was generated is kept."
 # Shown for a conversation with no title yet.
 UNTITLED = "Untitled chat"
+# The title_source of a fork's "Fork of …": it says where the fork came from until its first own exchange titles it.
+FORKED = "fork"
 
 
 class NotFound(Exception):
@@ -39,16 +40,6 @@ class NotFound(Exception):
 
 class CapReached(Exception):
     """A user has as many conversations, or a conversation as many messages, as allowed; str() says so."""
-
-
-def new_id():
-    """Return a random, URL-safe id of 16 characters."""
-    return secrets.token_urlsafe(12)
-
-
-def is_valid_id(value):
-    """True when value has the shape of an id this app generates."""
-    return bool(ID_PATTERN.fullmatch(value or ""))  # fullmatch: "$" would let a trailing newline through
 
 
 def display_title(title):
@@ -135,7 +126,7 @@ class Conversation:
     created_at: str
     updated_at: str
     title: str | None = None
-    title_source: str | None = None  # "auto" (generated or forked) or "user" (renamed)
+    title_source: str | None = None  # "auto" (generated), "fork" (FORKED: "Fork of …") or "user" (renamed)
     messages: list[Message] = field(default_factory=list)
     current: str | None = None  # the leaf shown: the path from the root to it is the conversation as read
     instructions: str | None = None  # the conversation's own system prompt
@@ -360,8 +351,8 @@ class Conversation:
         return bool(dead)
 
     def set_auto_title(self, title):
-        """Give the conversation a generated title, unless it has one (least of all one the user chose)."""
-        if self.title is not None:
+        """Give the conversation a generated title, unless it has its own (least of all one the user chose)."""
+        if self.title is not None and self.title_source != FORKED:
             return False
         self.title, self.title_source = title, "auto"
         return True

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .. import filestore, keys
 from ..storage import read_json, update_json
-from .model import CapReached, Conversation, Message, NotFound, is_valid_id, new_id, now
+from .model import FORKED, MAX_TITLE_CHARS, CapReached, Conversation, Message, NotFound, is_valid_id, new_id, now
 
 # Search reads message text from at most this many of the newest conversations.
 SEARCH_DEPTH = 300
@@ -77,12 +77,26 @@ class Conversations:
         self._create(conversation)
         return conversation, reply
 
-    def start_copy(self, title, model, messages, instructions=None):
-        """Create a conversation holding finished copies of messages ({role, content, model}), one path; return it.
+    def start_copy(self, title, model, messages, instructions=None, files_from=None, title_source="auto"):
+        """Create a conversation holding finished copies of messages ({role, content, model, attachments}), one
+        path; return it.
 
-        "Continue this chat" on a shared snapshot and "Fork from here": the copy is the user's own, with new ids.
+        "Continue this chat" on a shared snapshot and "Fork from here": the copy is the user's own, with new ids,
+        and so are its files: those the messages reference in files_from (a filestore place) are copied into
+        this user's first, and deleted again when the conversation cannot be stored. A fork's title_source is
+        FORKED: its "Fork of …" gives way to a title of its first own exchange.
         """
         self._check_room()
+        copies = []
+        if files_from is not None:
+            messages, copies = filestore.copy_messages(self.store, messages, files_from, filestore.user_place(self.uid))
+        try:
+            return self._create_copy(title, model, messages, instructions, title_source)
+        except BaseException:
+            filestore.delete(self.store, self.uid, copies)
+            raise
+
+    def _create_copy(self, title, model, messages, instructions, title_source):
         stamp = now()
         conversation = Conversation(
             id=new_id(),
@@ -90,7 +104,7 @@ class Conversations:
             created_at=stamp,
             updated_at=stamp,
             title=title,
-            title_source="auto" if title else None,
+            title_source=title_source if title else None,
             instructions=instructions or None,
         )
         parent = None
@@ -103,6 +117,7 @@ class Conversations:
                 content=message["content"],
                 created_at=stamp,
                 model=message.get("model"),
+                attachments=message.get("attachments") or None,
                 parent=parent,
             )
             conversation.messages.append(copy)
@@ -112,14 +127,23 @@ class Conversations:
         return conversation
 
     def fork(self, cid, mid):
-        """A new conversation holding the path of conversation cid up to message mid (and its instructions)."""
+        """A new conversation holding the path of conversation cid up to message mid (and its instructions), with
+        copies of its files (deleting the original leaves the fork whole)."""
         source = self.get(cid)
         messages = [
-            {"role": message.role, "content": message.content, "model": message.model}
+            {
+                "role": message.role,
+                "content": message.content,
+                "model": message.model,
+                "attachments": message.attachments,
+            }
             for message in source.path_to(mid)
             if message.content or message.role == "user"
         ]
-        return self.start_copy(f"Fork of {source.display_title}", source.model, messages, source.instructions)
+        title = f"Fork of {source.display_title}"[:MAX_TITLE_CHARS]
+        return self.start_copy(
+            title, source.model, messages, source.instructions, filestore.user_place(self.uid), title_source=FORKED
+        )
 
     def _check_room(self):
         if self.max_conversations is not None and len(self.index()) >= self.max_conversations:

@@ -10,7 +10,8 @@ Which models are actually served is checked once, in the background, after
 start-up: `check_models()` returns a ModelStatus per model;
 `start_model_check()` runs it in a daemon thread, after which `models` lists
 the served ones first (so `models[0]`, the default, is served) and
-`unavailable_models()` names those nothing serves, which the picker disables.
+`unavailable_models()` names those nothing serves, which the picker disables. The same answer says which
+models see images (the Hub's pipeline_tag): `seeing_models(VISION_MODELS)` adds them to the configured ones.
 """
 
 import logging
@@ -71,6 +72,7 @@ class ModelStatus:
     served: bool | None
     providers: list[str] = field(default_factory=list)
     detail: str = ""
+    pipeline_tag: str | None = None  # the Hub's task of the model ("image-text-to-text" sees images); None: not told
 
 
 def create_backend(config):
@@ -84,6 +86,7 @@ def create_backend(config):
             base_url=config["HF_BASE_URL"],
             provider=config["HF_PROVIDER"],
             timeout=config["HF_TIMEOUT"],
+            endpoint=config.get("HF_ENDPOINT"),
         )
     from .local import LocalLLM
 
@@ -100,6 +103,7 @@ def init_app(app):
     app.before_request(_start_model_check)
     # A global, not a context variable: the composer is a macro, and imported macros see only globals.
     app.jinja_env.globals["unavailable_models"] = unavailable_models
+    app.jinja_env.globals["seeing_models"] = seeing_models
     logger.info("LLM backend %s, models: %s", app.config["LLM_BACKEND"], ", ".join(backend.models))
     problem = backend.problem()
     if problem and app.config["LLM_BACKEND"] == "local":
@@ -120,6 +124,11 @@ def _start_model_check():
 def unavailable_models():
     """The models the picker disables (none until the background check has found some)."""
     return get_llm().unavailable_models()
+
+
+def seeing_models():
+    """The models sent images (VISION_MODELS, and those the check found to see): the picker marks them."""
+    return get_llm().seeing_models(current_app.config["VISION_MODELS"])
 
 
 def get_llm():

@@ -11,6 +11,8 @@ import logging
 import threading
 
 logger = logging.getLogger("chatbot.llm.served")  # the check's messages keep the logger operators know
+# The Hub's pipeline_tag of a model that reads images with text (Qwen2.5-VL, Llama 3.2 Vision, Gemma 3).
+IMAGE_TEXT_TO_TEXT = "image-text-to-text"
 
 
 class LLM:
@@ -19,6 +21,7 @@ class LLM:
     check_at_start = False  # init_app turns it on outside tests: the first request starts the check
     base_url = None  # an OpenAI-compatible server the operator configured (HF_BASE_URL), shown by the CLI
     _unavailable = frozenset()
+    _seeing = frozenset()  # the models the check found to see images (the Hub's pipeline_tag)
     _check_thread = None
     _check_lock = threading.Lock()  # guards only the thread's start, once per process
 
@@ -54,8 +57,18 @@ class LLM:
         """The models the check found nothing serving (empty until it has run)."""
         return self._unavailable
 
+    def seeing_models(self, configured=()):
+        """The models sent images: those configured (VISION_MODELS) and those the check found to see images.
+
+        Never waits: before the check has answered (or when it cannot tell) it is the configured ones."""
+        return frozenset(configured) | self._seeing
+
     def apply_check(self, statuses):
-        """Mark unserved models unavailable and put served ones first; change nothing when none is served."""
+        """Mark unserved models unavailable and put served ones first; change nothing when none is served.
+        Models whose pipeline_tag is image-text-to-text are noted as seeing images."""
+        self._seeing = frozenset(status.model for status in statuses if status.pipeline_tag == IMAGE_TEXT_TO_TEXT)
+        if self._seeing:
+            logger.info("models that see images (the Hub's pipeline_tag): %s", ", ".join(sorted(self._seeing)))
         served = [status.model for status in statuses if status.served]
         unserved = [status.model for status in statuses if status.served is False]
         for status in statuses:

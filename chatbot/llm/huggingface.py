@@ -67,8 +67,9 @@ def translate_for_user(error):
 class HuggingFaceLLM(LLM):
     """Chat completions from the Hugging Face Inference API or an OpenAI-compatible server."""
 
-    def __init__(self, models=(), token=None, base_url=None, provider=None, timeout=60.0):
+    def __init__(self, models=(), token=None, base_url=None, provider=None, timeout=60.0, endpoint=None):
         super().__init__(list(models) or DEFAULT_HF_MODELS)
+        self.endpoint = endpoint  # the Hub the models check asks (HF_ENDPOINT); None: huggingface_hub's default
         self.token = token
         self.base_url = base_url
         self.provider = provider
@@ -89,13 +90,14 @@ class HuggingFaceLLM(LLM):
 
     def check_token(self):
         """Why HF_TOKEN is refused, or None (a self-hosted server's answer is in check_models)."""
-        return None if self.base_url else check_token(self.token)
+        return None if self.base_url else check_token(self.token, self.endpoint)
 
     def check_models(self):
-        """A ModelStatus per configured model: HF_BASE_URL's /v1/models, or the Hub's provider mapping."""
+        """A ModelStatus per configured model: HF_BASE_URL's /v1/models, or the Hub's provider mapping (and its
+        pipeline_tag, which says whether it sees images)."""
         if self.base_url:
             return check_server(self.base_url, self.configured_models, self.token)
-        return [check_hub(model, self.token, self.provider) for model in self.configured_models]
+        return [check_hub(model, self.token, self.provider, endpoint=self.endpoint) for model in self.configured_models]
 
     def _client(self):
         # A client per call is cheap (the HTTP connection pool is huggingface_hub's

@@ -16,18 +16,20 @@ from . import ModelStatus
 # A chat model's provider mapping on the Hub: task "conversational" (or plain "text-generation"), status "live".
 CHAT_TASKS = ("conversational", "text-generation")
 CHECK_TIMEOUT = 10.0
+# One request a model says both who serves it and what it does (image-text-to-text: it sees images).
+EXPAND = ["inferenceProviderMapping", "pipeline_tag"]
 
 
 def _status_code(error):
     return error.response.status_code if getattr(error, "response", None) is not None else None
 
 
-def check_token(token):
+def check_token(token, endpoint=None):
     """Why the Hub refuses token, or None when it accepts it."""
     if not token:
         return "HF_TOKEN is not set: create a token with 'Make calls to Inference Providers' and set HF_TOKEN"
     try:
-        HfApi(token=token).whoami(token=token)
+        HfApi(endpoint=endpoint, token=token).whoami(token=token)
     except HfHubHTTPError as error:
         if _status_code(error) in (401, 403):
             return "the Hub rejected HF_TOKEN: set a valid token"
@@ -37,10 +39,10 @@ def check_token(token):
     return None
 
 
-def check_hub(model, token=None, provider=None, timeout=CHECK_TIMEOUT):
-    """The Hub's answer for one model: which live Inference Providers serve it for chat."""
+def check_hub(model, token=None, provider=None, timeout=CHECK_TIMEOUT, endpoint=None):
+    """The Hub's answer for one model: which live Inference Providers serve it for chat, and its pipeline_tag."""
     try:
-        info = HfApi(token=token).model_info(model, expand=["inferenceProviderMapping"], timeout=timeout)
+        info = HfApi(endpoint=endpoint, token=token).model_info(model, expand=EXPAND, timeout=timeout)
     except RepositoryNotFoundError:
         return ModelStatus(model, False, detail="not on the Hub (a typo, or private to another account)")
     except HfHubHTTPError as error:
@@ -49,6 +51,7 @@ def check_hub(model, token=None, provider=None, timeout=CHECK_TIMEOUT):
         return ModelStatus(model, None, detail=f"the Hub answered {_status_code(error)}")
     except (httpx2.HTTPError, OSError) as error:
         return ModelStatus(model, None, detail=f"the Hub cannot be reached ({type(error).__name__})")
+    tag = info.pipeline_tag
     providers = [
         mapping.provider
         for mapping in info.inference_provider_mapping or []
@@ -56,12 +59,12 @@ def check_hub(model, token=None, provider=None, timeout=CHECK_TIMEOUT):
     ]
     if provider and provider != "auto":
         if provider in providers:
-            return ModelStatus(model, True, [provider])
+            return ModelStatus(model, True, [provider], pipeline_tag=tag)
         others = f"; served by {', '.join(providers)}" if providers else ""
-        return ModelStatus(model, False, providers, f"HF_PROVIDER={provider} does not serve it{others}")
+        return ModelStatus(model, False, providers, f"HF_PROVIDER={provider} does not serve it{others}", tag)
     if not providers:
-        return ModelStatus(model, False, detail="no Inference Provider serves it")
-    return ModelStatus(model, True, providers)
+        return ModelStatus(model, False, detail="no Inference Provider serves it", pipeline_tag=tag)
+    return ModelStatus(model, True, providers, pipeline_tag=tag)
 
 
 def check_server(base_url, models, token=None, timeout=CHECK_TIMEOUT):

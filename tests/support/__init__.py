@@ -6,6 +6,7 @@
 - seeding: many conversations written straight to a store
 - servers: free ports, LiveServer (the app in a thread), LlamaServer, RedisServer, Gunicorn
 - fake_model: a FAKE OpenAI-compatible model server that streams a known reply at a known pace
+- fake_hub: a FAKE Hugging Face Hub (model info with providers and pipeline_tag, whoami) over HTTP
 - http_chat: chatting with a running server over HTTP as htmx does, reading the event stream as it comes
 - s3: moto's S3 server and bucket names; faultproxy: cut the network to a server and restore it
 - browser: Chromium's path, a page that collects console errors, axe-core's violations, sending a message,
