@@ -24,8 +24,10 @@ def create_app(test_config=None):
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
-    # A message's files, its text and the form's fields; a bigger body is cut off with a 413 unread.
-    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["ATTACHMENT_MESSAGE_BYTES"] + 1024 * 1024)
+    # A message's files, its text and the form's fields; a bigger body is cut off with a 413 unread. Flask's
+    # defaults hold the key (None: no limit), so setdefault would never set it.
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = app.config["ATTACHMENT_MESSAGE_BYTES"] + 1024 * 1024
     config.validate(app)
     os.makedirs(app.instance_path, exist_ok=True)
     logs.init_app(app)  # one JSON line per request (LOG_FORMAT=text for readable lines)

@@ -52,6 +52,11 @@ class Caps:
             text_chars=config["CONTEXT_CHARS"],
         )
 
+    def described(self):
+        """What a message may carry, in words: "4 files, 20 MB in all and 10 MB each"."""
+        in_all, each = _megabytes(self.message_bytes), _megabytes(self.file_bytes)
+        return f"{self.message_files} files, {in_all} in all and {each} each"
+
 
 class Refused(ValueError):
     """A file cannot be attached; str() says why to the user, status is the HTTP status (400 or 413)."""

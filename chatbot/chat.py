@@ -4,6 +4,7 @@ import json
 import re
 
 from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import attachments, billing, events, files, htmx, limits
 from .conversations import NotFound
@@ -44,6 +45,18 @@ def file_refused(error):
     """A file that cannot be attached: said in the composer, the typed text kept (400 or 413)."""
     cid = (request.view_args or {}).get("cid")
     return composer_error(str(error), error.status, current_conversations().get(cid) if cid else None)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(error):
+    """A post over MAX_CONTENT_LENGTH is refused unread, so its text is not known here. With htmx the composer
+    says so, its text and files left as they were; without, a page says what fits (Back returns to the text)."""
+    caps = attachments.Caps.from_config(current_app.config)
+    message = f"That was too much to send at once: a message may carry {caps.described()}."
+    if htmx.is_htmx():
+        return composer_error(message, 413)
+    back = "Go back (your message is still there as you typed it), remove a file or two, and send again."
+    return render_template("error.html", code=413, message=f"{message} {back}"), 413
 
 
 def _reply(store_reply, answer, mid=None):

@@ -8,8 +8,10 @@ from flask import current_app, request
 # markup that got into a page could not load a frame, a plugin, or turn the page's relative URLs elsewhere.
 # form-action also names the sign-in providers' origins (oidc.py): "Connect" posts a form whose answer
 # redirects there, and Chromium holds a form's redirects to form-action too.
+# img-src blob: is for the composer's thumbnails of images about to be attached (app.js makes object URLs of
+# the user's own files); a blob: URL can only be made by a script of this origin.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'{form_targets}; "
     "frame-ancestors 'none'"
 )

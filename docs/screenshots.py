@@ -1,5 +1,5 @@
-"""The README's screenshots (light, dark, phone, a share link, branches with an image) with Chromium:
-`.venv/bin/python docs/screenshots.py`."""
+"""The README's screenshots (light, dark, phone, a share link, files about to be sent, branches with an image)
+with Chromium: `.venv/bin/python docs/screenshots.py` (`--branches-only`: the last two, with a fake model)."""
 
 import os
 import sys
@@ -66,26 +66,44 @@ class NumberedReplies(FakeLLM):
         yield from [f"Version {NumberedReplies.count} of this reply: ", "a **photo** of a ", "sunset over water."]
 
 
+def attach(page, *paths):
+    """Attach files as a user does: the "Attach files" button, then the chooser."""
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Attach files").click()
+    chooser.value.set_files([str(path) for path in paths])
+
+
 def branches():
-    """A conversation with an attached photo and a regenerated reply: the version control and the thumbnail."""
+    """Files about to be sent (their previews, on a phone); then, on a desktop, a sent photo's thumbnail and a
+    regenerated reply: the version control."""
     from PIL import Image
 
-    photo = Path(tempfile.mkdtemp()) / "sunset.jpg"
+    folder = Path(tempfile.mkdtemp())
+    photo, notes = folder / "sunset.jpg", folder / "trip notes.md"
     Image.linear_gradient("L").resize((640, 360)).convert("RGB").save(photo)
+    notes.write_text("# Trip notes\n\nThe bay at dusk.\n" * 40)
     model = NumberedReplies().models[0]
     app = build_app(Path(tempfile.mkdtemp()), NumberedReplies(), VISION_MODELS=[model], RATELIMIT_ENABLED=False)
     with LiveServer(app) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        phone = browser.new_context(viewport={"width": 390, "height": 740}).new_page()
+        phone.goto(server.url)
+        attach(phone, photo, notes)
+        phone.locator('textarea[name="text"]').fill("What is in this photo, and do my notes match it?")
+        expect(phone.locator("#composer-previews img")).to_have_js_property("complete", True)
+        phone.screenshot(path=str(ROOT / "docs" / "screenshot-attach.png"))
         page = browser.new_context(viewport={"width": 1000, "height": 620}).new_page()
         page.goto(server.url)
-        page.get_by_label("Attach files").set_input_files(str(photo))
+        attach(page, photo)
         expect(send_message(page, "What is in this photo?")).to_have_attribute("data-status", "done")
         page.get_by_role("button", name="Regenerate").click()
         expect(page.locator(".version-count")).to_have_text("2 / 2")
+        expect(page.locator(".attachment img")).to_have_js_property("complete", True)
         page.screenshot(path=str(ROOT / "docs" / "screenshot-branches.png"))
         browser.close()
-    path = ROOT / "docs" / "screenshot-branches.png"
-    print(path.relative_to(ROOT), os.path.getsize(path), "bytes")
+    for name in ("attach", "branches"):
+        path = ROOT / "docs" / f"screenshot-{name}.png"
+        print(path.relative_to(ROOT), os.path.getsize(path), "bytes")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ what the (FAKE, OpenAI-compatible) model server receives, S3 deletion and the ex
 import base64
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -169,3 +170,40 @@ def test_names_and_text_outside_the_bmp_survive_every_step_into_html_and_headers
         assert f"filename*=UTF-8''{quote(name, safe='')}" in served.headers["Content-Disposition"]
         prompt = json.dumps(model.bodies[0], ensure_ascii=False)
         assert name in prompt and "Résumé 😀 of 𝔘 and 中文" in prompt
+
+
+def test_a_body_over_max_content_length_says_what_a_message_may_carry(make_app):
+    """MAX_CONTENT_LENGTH is the message cap plus 1 MB; over it the body is refused unread: in the composer for
+    htmx (the form, its text and files, stays on the page), as a page without JavaScript (Back keeps the text)."""
+    assert make_app().config["MAX_CONTENT_LENGTH"] == 21 * 1024 * 1024
+    app = make_app(ATTACHMENT_MESSAGE_BYTES=100_000, ATTACHMENT_FILE_BYTES=100_000)
+    assert app.config["MAX_CONTENT_LENGTH"] == 100_000 + 1024 * 1024
+    client = app.test_client()
+    caps = "a message may carry 4 files, 98 KB in all and 98 KB each."
+    big = [("big.txt", b"a" * (1200 * 1024))]
+    response = send(client, "Lost?", big, headers=HTMX)
+    assert response.status_code == 413 and response.headers["HX-Retarget"] == "#composer-error"
+    assert f"That was too much to send at once: {caps}" in response.text and "<html" not in response.text
+    response = send(client, "Lost?", big)
+    assert response.status_code == 413 and "<title>413" in response.text
+    assert caps in response.text and "Go back (your message is still there as you typed it)" in response.text
+    assert stored_conversations(app) == []
+
+
+def test_the_picker_marks_the_models_that_see_images_for_the_composer(make_app):
+    """data-vision on the picker's options: VISION_MODELS, and a model the models check found seeing (app.js says
+    before sending that the selected model cannot see an attached image)."""
+    from chatbot.llm import ModelStatus
+
+    app = make_app(
+        LLM_BACKEND="huggingface",
+        HF_BASE_URL="http://127.0.0.1:9/v1",
+        HF_TOKEN="t",
+        CHATBOT_MODELS=["configured", "found", "text-only"],
+        VISION_MODELS=["configured"],
+    )
+    app.extensions["llm"].apply_check([ModelStatus("found", True, pipeline_tag="image-text-to-text")])
+    page = app.test_client().get("/new").text
+    options = re.findall(r'<option value="([^"]+)"([^>]*)>', page)
+    assert [name for name, attributes in options if "data-vision" in attributes] == ["configured", "found"]
+    assert 'data-file-bytes="10485760" data-message-bytes="20971520"' in page and 'data-message-files="4"' in page

@@ -103,6 +103,7 @@ def init_app(app):
     app.before_request(_start_model_check)
     # A global, not a context variable: the composer is a macro, and imported macros see only globals.
     app.jinja_env.globals["unavailable_models"] = unavailable_models
+    app.jinja_env.globals["seeing_models"] = seeing_models
     logger.info("LLM backend %s, models: %s", app.config["LLM_BACKEND"], ", ".join(backend.models))
     problem = backend.problem()
     if problem and app.config["LLM_BACKEND"] == "local":
@@ -123,6 +124,11 @@ def _start_model_check():
 def unavailable_models():
     """The models the picker disables (none until the background check has found some)."""
     return get_llm().unavailable_models()
+
+
+def seeing_models():
+    """The models sent images (VISION_MODELS, and those the check found to see): the picker marks them."""
+    return get_llm().seeing_models(current_app.config["VISION_MODELS"])
 
 
 def get_llm():

@@ -1,7 +1,8 @@
 // The few behaviours htmx does not cover: Enter to send, a growing composer,
-// following a reply while the reader is at the end, copy buttons, Escape, the
-// conversation menu, and the sidebar drawer on small screens. No inline
-// scripts: the page's CSP forbids them.
+// the files to attach (chosen, pasted, dropped, previewed), following a reply
+// while the reader is at the end, copy buttons, Escape, the conversation menu,
+// and the sidebar drawer on small screens. No inline scripts: the page's CSP
+// forbids them.
 (function () {
   "use strict";
 
@@ -185,11 +186,138 @@
       grow(textarea);
       textarea.focus();
     }
-    var files = document.getElementById("composer-files");
-    if (files) files.value = ""; // the files went with the message
+    var files = fileInput();
+    if (files) setFiles(files, []); // the files went with the message
     var error = document.getElementById("composer-error");
     if (error) error.textContent = "";
   });
+
+  // Attachments. The file input is the one record of the files to send: what it holds is what is posted
+  // (htmx sends the form as multipart, as the browser does) and what the previews show. Files chosen, pasted
+  // or dropped are added to it through a DataTransfer, a remove button takes one out, and the caps in its
+  // data attributes (the server's) refuse a file before anything is uploaded. Names go in as text only.
+  function fileInput() {
+    return document.getElementById("composer-files");
+  }
+
+  function size(bytes) {
+    return bytes < 1024 ? bytes + " bytes" : bytes < 1048576 ? Math.ceil(bytes / 1024) + " KB" :
+      +(bytes / 1048576).toFixed(1) + " MB";
+  }
+
+  function say(text) {
+    var paragraph = document.createElement("p");
+    paragraph.className = "error";
+    paragraph.textContent = text;
+    document.getElementById("composer-error").replaceChildren(text ? paragraph : "");
+  }
+
+  function element(tag, className, text) {
+    var made = document.createElement(tag);
+    made.className = className;
+    made.textContent = text || "";
+    return made;
+  }
+
+  function isImage(file) {
+    return /^image\//.test(file.type);
+  }
+
+  // An image for a model that cannot see images (those that can have data-vision): the server refuses it.
+  function visionProblem(input) {
+    var select = document.getElementById("composer-model");
+    var option = select && select.selectedOptions[0];
+    if (!option || option.hasAttribute("data-vision") || !(input.held || []).some(isImage)) return "";
+    var seeing = Array.from(select.querySelectorAll("[data-vision]"), function (seer) { return seer.value; });
+    return option.value + " cannot see images. " + (seeing.length ? "Pick one that can (" + seeing.join(", ") +
+      ")" : "No model here can") + ", or send the message without the image.";
+  }
+
+  function showPreviews(input) {
+    var list = document.getElementById("composer-previews");
+    list.replaceChildren();
+    input.held.forEach(function (file, index) {
+      var item = element("li", "preview"), text = element("span", "preview-text");
+      var remove = element("button", "preview-remove", "\u00d7");
+      if (isImage(file)) {
+        var image = item.appendChild(element("img", ""));
+        image.onload = image.onerror = function () { URL.revokeObjectURL(image.src); }; // shown, it is not needed
+        image.src = URL.createObjectURL(file);
+        image.alt = "";
+      }
+      text.append(element("span", "preview-name", file.name), element("span", "preview-size", size(file.size)));
+      text.title = file.name;
+      remove.type = "button";
+      remove.value = index;
+      remove.setAttribute("aria-label", "Remove " + file.name);
+      item.append(text, remove);
+      list.appendChild(item);
+    });
+  }
+
+  function setFiles(input, files, refusal) {
+    var transfer = new DataTransfer();
+    files.forEach(function (file) { transfer.items.add(file); });
+    input.files = transfer.files;
+    input.held = files;
+    showPreviews(input);
+    say(refusal || visionProblem(input));
+  }
+
+  function addFiles(input, added) {
+    var files = (input.held || []).slice(), caps = input.dataset, refusal = "";
+    Array.from(added).forEach(function (file) {
+      var total = files.reduce(function (sum, held) { return sum + held.size; }, file.size);
+      if (file.size > Number(caps.fileBytes)) {
+        refusal = file.name + " is " + size(file.size) + "; a file may be at most " + size(caps.fileBytes) + ".";
+      } else if (files.length >= Number(caps.messageFiles)) {
+        refusal = "A message may carry " + caps.messageFiles + " files at most.";
+      } else if (total > Number(caps.messageBytes)) {
+        refusal = "These files come to " + size(total) + "; a message may carry " + size(caps.messageBytes) + ".";
+      } else {
+        files.push(file);
+      }
+    });
+    setFiles(input, files, refusal);
+  }
+
+  // The chooser replaces the input's files: what was held before is kept, and the chosen ones added.
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "composer-files") addFiles(event.target, event.target.files);
+    if (event.target.id === "composer-model") say(visionProblem(fileInput()));
+  });
+
+  document.addEventListener("paste", function (event) {
+    var data = event.clipboardData;
+    if (!data || !data.files.length || !event.target.closest("#composer")) return;
+    if (data.types.indexOf("text/plain") < 0) event.preventDefault(); // nothing else to paste
+    addFiles(fileInput(), data.files);
+  });
+
+  // Files dropped on the composer are attached; dropped anywhere else, nothing happens (the browser would
+  // open the file in place of the page, and the text typed would be lost).
+  ["dragenter", "dragover", "dragleave", "drop"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      var transfer = event.dataTransfer, composer = event.target.closest && event.target.closest("#composer");
+      if (!transfer || transfer.types.indexOf("Files") < 0) return;
+      event.preventDefault();
+      transfer.dropEffect = composer ? "copy" : "none";
+      if (!composer) return;
+      composer.classList.toggle("dropping", type === "dragenter" || type === "dragover");
+      if (type === "drop") addFiles(fileInput(), transfer.files);
+    });
+  });
+
+  function attachments(target) {
+    var input = fileInput(), remove = target.closest(".preview-remove"), index = Number(remove && remove.value);
+    if (target.closest(".attach-button")) input.click();
+    if (!remove) return Boolean(target.closest(".attach-button"));
+    setFiles(input, input.held.filter(function (file, at) { return at !== index; }));
+    // The focus stays among the files (on the next one's button), or goes back to the button that adds them.
+    var buttons = document.querySelectorAll(".preview-remove");
+    (buttons[Math.min(index, buttons.length - 1)] || document.querySelector(".attach-button")).focus();
+    return true;
+  }
 
   // A streaming reply's Markdown arrives as patches of its rendered HTML (chatbot/render.py,
   // LiveMarkdown): "<keep>\n<commit>\n<html>" keeps the first <keep> UTF-16 code units (a string's own
@@ -369,7 +497,7 @@
 
   document.addEventListener("click", function (event) {
     var target = event.target;
-    if (jumpToLatest(target)) return;
+    if (jumpToLatest(target) || attachments(target)) return;
     closeMenus(target);
     if (copyButtons(target)) return;
     sidebarDrawer(target);
