@@ -133,7 +133,7 @@ def start():
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status)
-    uploads = files.read_uploads(model)  # refused: file_refused says why
+    uploads = files.read_uploads(model, text)  # checked, not decoded: keep() decodes them
 
     def started(conversation, reply):
         # Small on purpose; the sidebar learns of the conversation from the stream's first event.
@@ -182,7 +182,7 @@ def send(cid):
     text, model, error, status = _read_message()
     if error:
         return composer_error(error, status, conversations.get(cid))
-    uploads = files.read_uploads(model)  # refused: file_refused says why
+    uploads = files.read_uploads(model, text)  # checked, not decoded: keep() decodes them
 
     def sent(conversation, reply):
         user = conversation.messages[-2]  # add_exchange appends the user's message, then its reply

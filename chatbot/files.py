@@ -56,38 +56,44 @@ def _disposition(kind, name):
     return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def read_uploads(model):
-    """The files posted with a message (the "files" field), made safe: a list of Prepared.
+def read_uploads(model, text):
+    """The files posted with a message (the "files" field), with its text, checked without decoding anything:
+    an attachments.Received, whose files keep() decodes and stores once the send may go on.
 
     Raises attachments.Refused (the chat says why in the composer, the text kept) for a file or a message
     over a cap, a type this app does not take, or an image for a model that cannot see images.
     """
     config = current_app.config
     uploads = [(upload.filename, upload.read()) for upload in request.files.getlist("files") if upload.filename]
-    prepared = attachments.prepare_all(uploads, attachments.Caps.from_config(config))
+    received = attachments.receive(uploads, attachments.Caps.from_config(config), text)
     sees_images = get_llm().seeing_models(config["VISION_MODELS"])  # never waits for the Hub (llm/base.py)
-    if any(item.kind == IMAGE for item in prepared) and model not in sees_images:
+    if received.has_images and model not in sees_images:
         seeing = [name for name in get_llm().models if name in sees_images]
         pick = f"Pick one that can ({', '.join(seeing)})" if seeing else "No model here can"
         raise attachments.Refused(f"{model} cannot see images. {pick}, or send the message without the image.")
-    return prepared
+    return received
 
 
-def keep(uid, prepared):
-    """Charge the files to uid's daily upload allowance (429 when over), store them; return their references."""
-    if not prepared:
+def keep(uid, received):
+    """Charge the bytes received to uid's daily upload allowance (429 when over), then decode the files and
+    store them; return their references.
+
+    Called once the send's rate limits, reply slot and token budget let it go on: a refused send decodes
+    nothing. The allowance counts the bytes as uploaded, before decoding (the work it bounds), not as stored.
+    """
+    if not received:
         return None
-    limits.require_upload_room(uid, sum(item.size for item in prepared))
-    return filestore.save(get_store(), uid, prepared)
+    limits.require_upload_room(uid, received.size)
+    return filestore.save(get_store(), uid, received.prepare())
 
 
-def stored_with(uid, prepared, write):
+def stored_with(uid, received, write):
     """Keep the files (keep()), then return write(references), which stores the message referencing them.
 
     When the write is refused or fails (the conversation is full or gone, a write lost every retry, storage
     is down), the files are deleted again: a send that was not stored leaves no file behind.
     """
-    references = keep(uid, prepared)
+    references = keep(uid, received)
     try:
         return write(references)
     except BaseException:

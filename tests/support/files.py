@@ -51,3 +51,45 @@ def pdf(pages, text="Quarterly revenue grew"):
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def image_file(mode, size, fmt, **options):
+    """A blank image of mode and size saved as fmt: a few kilobytes, however many pixels."""
+    out = io.BytesIO()
+    image = Image.new(mode, size)
+    if mode == "P":
+        options.setdefault("transparency", 0)
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def shared_content_pdf(content, pages):
+    """A PDF whose pages all draw one Flate-compressed content stream (content, a few kilobytes compressed),
+    after a text stream of their own: what the tester sent, 6 KB for megabytes of content a page."""
+    import zlib
+
+    packed = zlib.compress(content, 9)
+    text = b"BT /F1 12 Tf 10 10 Td (hello) Tj ET\n"
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % (10 + i) for i in range(pages)), pages),
+        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        4: b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(packed), packed),
+        5: b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+    }
+    for i in range(pages):
+        objects[10 + i] = (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Resources << /Font << /F1 3 0 R >> >> "
+            b"/Contents [5 0 R 4 0 R] >>"
+        )
+    out, offsets = bytearray(b"%PDF-1.4\n"), {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, objects[number])
+    size = max(objects) + 1
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
+    for number in range(1, size):
+        out += b"%010d 00000 n \n" % offsets[number] if number in offsets else b"0000000000 65535 f \n"
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
+    return bytes(out)
