@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from functools import partial
 
 from . import keys
-from .attachments import IMAGE, PDF
+from .attachments import IMAGE, PDF, model_text
 from .keys import is_valid_id, new_id
 from .storage import read_json
 
 NO_IMAGES = "[{name}: an image, which this model cannot see]"
+EARLIER_IMAGE = "[{name}: an image sent earlier, no longer shown]"
 
 
 @dataclass(frozen=True)
@@ -150,9 +151,11 @@ def _image_part(store, uid, reference):
     return {"type": "image_url", "image_url": {"url": f"data:{reference['type']};base64,{encoded}"}}
 
 
-def expand_turn(store, uid, turn, sees_images):
+def expand_turn(store, uid, turn, sees_images, shown=None):
     """A turn as the model gets it: the files' text labelled with their names before the message; images as
-    image parts (an OpenAI-style content list) for a model that sees them, else a note that it cannot."""
+    image parts (an OpenAI-style content list) for a model that sees them, else a note that it cannot.
+
+    shown, when given, holds the ids of the images sent (turns_before: the newest); the others get a note."""
     references = turn.get("attachments") or []
     if not references:
         return {"role": turn["role"], "content": turn["content"]}
@@ -161,21 +164,26 @@ def expand_turn(store, uid, turn, sees_images):
         if not is_valid_id(reference.get("id")):
             continue
         if reference.get("kind") != IMAGE:
-            texts.append(f"File {reference['name']}:\n```\n{_file_text(store, uid, reference)}\n```")
-        elif sees_images:
+            texts.append(model_text(reference["name"], _file_text(store, uid, reference)))
+        elif not sees_images:
+            texts.append(NO_IMAGES.format(name=reference["name"]))
+        elif shown is not None and reference["id"] not in shown:
+            texts.append(EARLIER_IMAGE.format(name=reference["name"]))
+        else:
             part = _image_part(store, uid, reference)
             images += [part] if part else []
-        else:
-            texts.append(NO_IMAGES.format(name=reference["name"]))
     text = "\n\n".join([*texts, turn["content"]])
     if not images:
         return {"role": turn["role"], "content": text}
     return {"role": turn["role"], "content": [{"type": "text", "text": text}, *images]}
 
 
-def turns_before(conversations, conversation, mid, vision_models):
+def turns_before(conversations, conversation, mid, vision_models, images=4):
     """The turns the model sees when answering reply mid (Conversation.history_before), each with its files'
-    text, and its images when the reply's model is one of vision_models."""
+    text, and, when the reply's model is one of vision_models, the newest `images` images of the branch (the
+    older ones a note: a conversation's every image is not sent again with every reply, nor read)."""
     sees_images = conversation.reply(mid).model in vision_models
     turns = conversation.history_before(mid)
-    return [expand_turn(conversations.store, conversations.uid, turn, sees_images) for turn in turns]
+    ids = [ref.get("id") for turn in turns for ref in turn.get("attachments") or [] if ref.get("kind") == IMAGE]
+    shown = set(ids[-images:]) if images > 0 else set()
+    return [expand_turn(conversations.store, conversations.uid, turn, sees_images, shown) for turn in turns]

@@ -11,6 +11,14 @@ from .llm import LLMError
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
+# What an image sent to the model counts toward CONTEXT_CHARS, a budget of text (about 4 characters a token).
+# What an image really costs a model varies: 256 tokens (Gemma 3), 576 (LLaVA 1.5), about 1,600 (Claude) and
+# 3,136 (Qwen2.5-VL) for one 1,568 pixels square. 2,000 characters (500 tokens) makes images weigh in the
+# trimming, so that old ones are dropped with their turns, while a message's 4 images (8,000), a question and
+# a reply still fit the default 12,000: a follow-up question keeps the images it is about. A larger model
+# window is used by raising CONTEXT_CHARS. What bounds a request is the cap on its images (turns_before).
+IMAGE_CHARS = 2000
+
 
 @dataclass
 class Settings:
@@ -23,6 +31,7 @@ class Settings:
     system_prompt: str | None = None
     seed: int | None = None
     vision_models: tuple = ()  # the models sent images (VISION_MODELS); others get a note instead
+    images: int = 4  # the newest images of a conversation sent with a reply (ATTACHMENT_MESSAGE_FILES)
 
     @classmethod
     def from_config(cls, config):
@@ -35,6 +44,7 @@ class Settings:
             system_prompt=config["SYSTEM_PROMPT"],
             seed=config.get("LLM_SEED"),
             vision_models=tuple(config.get("VISION_MODELS") or ()),
+            images=config.get("ATTACHMENT_MESSAGE_FILES", 4),
         )
 
     def params(self):
@@ -77,12 +87,11 @@ def build_prompt(history, model, settings, instructions=None):
 
 
 def turn_chars(turn):
-    """What a turn counts toward CONTEXT_CHARS: its text (with its files' text); an image counts as nothing
-    here, its bytes capped by the pipeline instead."""
+    """What a turn counts toward CONTEXT_CHARS: its text (with its files' text), and IMAGE_CHARS an image."""
     content = turn["content"]
     if isinstance(content, str):
         return len(content)
-    return sum(len(part.get("text") or "") for part in content)
+    return sum(len(part.get("text") or "") if part.get("type") == "text" else IMAGE_CHARS for part in content)
 
 
 def _prefix_text(turn, prefix):

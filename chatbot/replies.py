@@ -174,7 +174,7 @@ class Job:
             conversation = self.conversation or self.conversations.get(self.cid)
             model = conversation.reply(self.mid).model
             seeing = self.llm.seeing_models(self.settings.vision_models)  # VISION_MODELS, and the Hub's answer
-            turns = filestore.turns_before(self.conversations, conversation, self.mid, seeing)
+            turns = filestore.turns_before(self.conversations, conversation, self.mid, seeing, self.settings.images)
             outcome = self._generate(build_prompt(turns, model, self.settings, conversation.instructions), model)
             saved = self._save(outcome)
             if saved is not None:
