@@ -292,7 +292,7 @@ def security_settings():
         "MAX_CONVERSATIONS": _number("MAX_CONVERSATIONS", 1000),
         "MAX_MESSAGES_PER_CONVERSATION": _number("MAX_MESSAGES_PER_CONVERSATION", 2000),
         "SESSION_CHECK_SECONDS": _number("SESSION_CHECK_SECONDS", 30),
-        # Attachments (chatbot/attachments.py): bytes a file and a message, files a message, pages of a PDF,
+        # Attachments (chatbot/attachments/): bytes a file and a message, files a message, pages of a PDF,
         # and bytes one user may upload a day (0: no cap).
         "ATTACHMENT_FILE_BYTES": _number("ATTACHMENT_FILE_BYTES", 10 * 1024 * 1024),
         "ATTACHMENT_MESSAGE_BYTES": _number("ATTACHMENT_MESSAGE_BYTES", 20 * 1024 * 1024),
