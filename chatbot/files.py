@@ -2,8 +2,9 @@
 copies are served the same way by share.py.
 
 An image inline, anything else as a download; always with nosniff, a CSP that runs nothing (sandbox) and
-Cache-Control: private. Never text/html nor image/svg+xml: the only types are the ones the pipeline gave
-(image/jpeg, image/png, application/pdf, text/plain; attachments.py), anything else octet-stream.
+Cache-Control: private, no-cache (an ETag, a 304). Never text/html nor image/svg+xml: the only types are the
+ones the pipeline gave (image/jpeg, image/png, application/pdf, text/plain; attachments.py), anything else
+octet-stream.
 """
 
 from urllib.parse import quote
@@ -18,35 +19,72 @@ from .llm import get_llm
 from .storage import get_store, read_json
 
 SERVED_TYPES = {"image/jpeg", "image/png", "application/pdf", "text/plain"}
+# A file may be kept by the browser that shows it, never by a shared cache, and only as long as it exists: the
+# browser asks again every time, and an unchanged file costs a 304 (its ETag is its id: a file's bytes never
+# change), while a deleted file, a revoked link's, or one asked for by someone else is a 404 at once.
+FILE_CACHE = "private, no-cache"
 
 bp = Blueprint("files", __name__)
 
 
 @bp.get("/files/<fid>")
 @user_required
+@limits.limit_downloads
 def serve(fid):
     """A file, to its owner only: inline for an image, a download otherwise; never anything that runs."""
     if not is_valid_id(fid):
         abort(404)
     store, uid = get_store(), current_uid()
-    about, _ = read_json(store, keys.file_about(uid, fid))
-    found = store.read(keys.file(uid, fid))
-    if about is None or found is None:
+    about, _ = read_json(store, keys.file_about(uid, fid))  # checked on every request: a 304 only to the owner
+    if about is None:
         abort(404)
-    return file_response(found[0], about, "private, max-age=3600")  # never a shared cache: it is one user's
+    return file_response(store, keys.file(uid, fid), about, fid)
 
 
-def file_response(data, about, cache_control):
-    """A file's answer: inline for an image, a download otherwise, never anything that runs.
+def file_response(store, key, about, fid):
+    """A file's answer (its bytes at key in store): inline for an image, a download otherwise, never anything
+    that runs; a 304 when the browser has it (If-None-Match).
 
-    about is what the file is ({name, type, kind}); cache_control says who may keep it, and how long."""
+    about is what the file is ({name, type, kind}). The browser may keep it, never a shared cache, and asks
+    each time (no-cache: a deleted file is a 404 at once); its ETag is its id, since a file's bytes never
+    change. The body is read from the store in chunks as it is sent, and the send holds one of the process's
+    threads: it is counted with the open streams (limits.hold_download) until the response closes.
+    """
+    if fid in request.if_none_match:
+        response = Response(status=304)
+    else:
+        release = limits.hold_download()  # a 429 or 503 at once, before the store is asked
+        try:
+            found = store.read_chunks(key)
+        except BaseException:
+            release()
+            raise
+        if found is None:
+            release()
+            abort(404)
+        response = _file_body(found[0], _counted(found[1], release), about)
+        response.call_on_close(release)  # a body never begun (the client went away first)
+    response.headers["Cache-Control"] = FILE_CACHE
+    response.set_etag(fid)
+    return response
+
+
+def _counted(chunks, release):
+    """The body's chunks; the download's count ends with the last one (or when the server stops reading)."""
+    try:
+        yield from chunks
+    finally:
+        release()
+
+
+def _file_body(size, chunks, about):
     mime = about.get("type") if about.get("type") in SERVED_TYPES else "application/octet-stream"
     disposition = "inline" if about.get("kind") == IMAGE else "attachment"
-    response = Response(data, mimetype=mime)  # Flask adds charset=utf-8 to text/plain
+    response = Response(chunks, mimetype=mime)  # Flask adds charset=utf-8 to text/plain
+    response.headers["Content-Length"] = str(size)
     response.headers["Content-Disposition"] = _disposition(disposition, about.get("name") or "file")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"  # nothing in it may run
-    response.headers["Cache-Control"] = cache_control
     return response
 
 
