@@ -305,4 +305,7 @@ def security_settings():
         "ATTACHMENT_MESSAGE_FILES": _number("ATTACHMENT_MESSAGE_FILES", 4),
         "ATTACHMENT_PDF_PAGES": _number("ATTACHMENT_PDF_PAGES", 50),
         "DAILY_UPLOAD_BYTES": _number("DAILY_UPLOAD_BYTES", 100 * 1024 * 1024),
+        # The same for one client address (fresh guest cookies are new users; this bounds them). Copies of files
+        # (fork, share link, "Continue this chat") count toward both.
+        "DAILY_UPLOAD_BYTES_PER_IP": _number("DAILY_UPLOAD_BYTES_PER_IP", 300 * 1024 * 1024),
     }

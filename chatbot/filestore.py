@@ -73,12 +73,15 @@ def delete(store, uid, references, place=None):
             store.delete(place.about(fid))
 
 
-def copy_messages(store, messages, source, target):
+def copy_messages(store, messages, source, target, charge=None):
     """Copy the files of messages ({..., attachments}) from place source to place target under new ids.
 
     Returns (the messages with their references to the copies, the copies' references). A file referenced
     twice (two versions of an edited message) is copied once; one gone from the source is left out. When a
-    copy fails, the copies made so far are deleted again."""
+    copy fails, the copies made so far are deleted again. charge, when given, is called with the bytes to be
+    copied before anything is (a copy counts toward the copier's upload allowance); it may refuse by raising."""
+    if charge is not None:
+        charge(copy_size(messages))
     copies, renamed = [], {}
     try:
         copied = [_with_copies(store, message, source, target, copies, renamed) for message in messages]
@@ -86,6 +89,16 @@ def copy_messages(store, messages, source, target):
         delete(store, None, copies, target)
         raise
     return copied, copies
+
+
+def copy_size(messages):
+    """The bytes of the files messages reference, each file once."""
+    sizes = {}
+    for message in messages:
+        for reference in message.get("attachments") or []:
+            if is_valid_id(reference.get("id")):
+                sizes[reference["id"]] = int(reference.get("size") or 0)
+    return sum(sizes.values())
 
 
 def _with_copies(store, message, source, target, copies, renamed):

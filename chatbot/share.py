@@ -38,7 +38,8 @@ def manage(cid):
 @limits.limit_copies
 def create(cid):
     """Make a new link to a snapshot of the conversation as it is now."""
-    entry = _shares().create(current_conversations(), cid)  # someone else's conversation is a 404
+    charge = limits.copy_charge(current_uid(), "The link was not made")  # its files are copies, the owner's
+    entry = _shares().create(current_conversations(), cid, charge)  # someone else's conversation is a 404
     return redirect(url_for("share.manage", cid=cid, created=entry["id"]), 303)
 
 
@@ -92,6 +93,11 @@ def continue_chat(sid):
     # Its files come along, as copies of the visitor's own: the copy goes on without the link (a revoke), and
     # the model reads them in the turns it is sent.
     conversation = current_conversations().start_copy(
-        shared.get("title"), shared["model"], shared["messages"], shared.get("instructions"), filestore.share_place(sid)
+        shared.get("title"),
+        shared["model"],
+        shared["messages"],
+        shared.get("instructions"),
+        filestore.share_place(sid),
+        charge=limits.copy_charge(current_uid(), "This chat was not copied"),  # the visitor's allowance
     )
     return redirect(url_for("chat.conversation", cid=conversation.id), 303)

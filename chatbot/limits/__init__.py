@@ -9,7 +9,7 @@ One module a concern; the views use the names below (`limits.limit_messages`, `l
 - budget.py: the daily token budget per user and per client address, with room kept for the replies
   being written.
 - backoff.py: log-in back-off per username and per client address.
-- uploads.py: the bytes of attached files a user may upload a day.
+- uploads.py: the bytes of files (uploaded or copied) a user and a client address may store a day.
 - streams.py: open event streams per user and per address, file downloads per address, and both in the
   whole process.
 - answers.py: the refusals (Refused, Busy) and the pages and fragments that answer them.
@@ -34,10 +34,11 @@ from .rates import (
 )
 from .slots import REPLY_SLOT_SECONDS, get_reply_slots
 from .streams import hold_download, open_stream, thread_for_waiting
-from .uploads import require_upload_room
+from .uploads import copy_charge, require_upload_room
 
 __all__ = [
     "REPLY_SLOT_SECONDS",
+    "copy_charge",
     "get_reply_slots",
     "hold_download",
     "limit_copies",
