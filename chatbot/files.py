@@ -32,6 +32,15 @@ FILE_CACHE = "private, no-cache"
 FILE_POLICY = "default-src 'none'; sandbox"
 IMAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
+# The names' own extensions each served type may keep; any other is followed by the first of them.
+EXTENSIONS = {"image/jpeg": ("jpg", "jpeg"), "image/png": ("png",), "application/pdf": ("pdf",)}
+# Extensions that make a saved file render or run where it is opened (a browser, a script host, a shell): a
+# text file named so is saved as name.txt, so that it opens as the text it is.
+RUNNABLE = set(
+    "html htm xhtml xht shtml mht mhtml svg svgz xml xsl xslt js mjs cjs jse hta vbs vbe wsf wsh ps1 bat cmd com "
+    "exe scr pif msi reg lnk url scf desktop command jar jnlp webloc inetloc swf".split()
+)
+
 bp = Blueprint("files", __name__)
 
 
@@ -90,10 +99,24 @@ def _file_body(size, chunks, about):
     disposition = "inline" if about.get("kind") == IMAGE else "attachment"
     response = Response(chunks, mimetype=mime)  # Flask adds charset=utf-8 to text/plain
     response.headers["Content-Length"] = str(size)
-    response.headers["Content-Disposition"] = _disposition(disposition, about.get("name") or "file")
+    response.headers["Content-Disposition"] = _disposition(disposition, download_name(about))
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = IMAGE_POLICY if mime.startswith("image/") else FILE_POLICY
     return response
+
+
+@bp.app_template_filter("download_name")
+def download_name(about):
+    """The name a file is saved under ({name, type}): its own, with an extension of its type added when it has
+    another (a PDF named page.html), or .txt after one that would render or run (x;filename=evil.html)."""
+    name, mime = about.get("name") or "file", about.get("type")
+    trimmed = name.rstrip(". ")  # Windows drops trailing dots and spaces when it saves a file
+    extension = trimmed.rsplit(".", 1)[1].lower() if "." in trimmed else ""
+    if mime in EXTENSIONS and extension not in EXTENSIONS[mime]:
+        return f"{name}.{EXTENSIONS[mime][0]}"
+    if mime not in EXTENSIONS and extension in RUNNABLE:
+        return f"{name}.txt"
+    return name
 
 
 def _disposition(kind, name):

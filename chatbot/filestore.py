@@ -44,6 +44,13 @@ def share_place(sid):
     return Place(partial(keys.share_file, sid), partial(keys.share_file_about, sid))
 
 
+def safe_file_name(name):
+    """A file's name as kept and exported: no path separator or control character, and never "." or ".." (a
+    zip entry files/{id}/.. would point outside its folder); "file" when nothing is left."""
+    name = "".join("_" if ch in "/\\" else ch for ch in name or "" if ch.isprintable())
+    return name if name.strip(". ") else "file"
+
+
 def save(store, uid, prepared):
     """Store each Prepared file of one message; return the references the message keeps.
 
@@ -52,7 +59,8 @@ def save(store, uid, prepared):
     try:
         for item in prepared:
             fid = new_id()
-            reference = {"id": fid, "name": item.name, "type": item.mime, "size": item.size, "kind": item.kind}
+            name = safe_file_name(item.name)
+            reference = {"id": fid, "name": name, "type": item.mime, "size": item.size, "kind": item.kind}
             references.append(reference)
             store.write(keys.file(uid, fid), item.data)
             about = {**reference, "text": item.text if item.kind == PDF else None}
