@@ -27,7 +27,8 @@ def switch(cid, mid):
 @limits.limit_copies
 def fork(cid, mid):
     """Fork from here: a new conversation holding the path up to message mid; open it."""
-    conversation = current_conversations().fork(cid, mid)
+    charge = limits.copy_charge(current_conversations().uid, "The fork was not made")  # its files are copies
+    conversation = current_conversations().fork(cid, mid, charge)
     return redirect(url_for("chat.conversation", cid=conversation.id), 303)
 
 

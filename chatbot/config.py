@@ -250,6 +250,9 @@ LIMIT_DEFAULTS = {
     "EXPORT_LIMIT_PER_IP": "30 per hour",
     "RENAME_LIMIT": "30 per minute; 1000 per day",  # each writes the conversation and the index
     "RENAME_LIMIT_PER_IP": "90 per minute; 3000 per day",
+    # Files sent whole (/files/ and a share link's /s/.../files/; a 304 is free), per client address: a page's
+    # thumbnails are each one the first time it shows them.
+    "DOWNLOAD_LIMIT_PER_IP": "200 per minute; 2000 per hour",
 }
 
 
@@ -287,6 +290,9 @@ def security_settings():
         "MAX_OPEN_STREAMS": _number("MAX_OPEN_STREAMS", 20),
         "MAX_OPEN_STREAMS_PER_IP": _number("MAX_OPEN_STREAMS_PER_IP", 60),
         "MAX_OPEN_STREAMS_PER_PROCESS": _number("MAX_OPEN_STREAMS_PER_PROCESS", threads * 4 // 5),
+        # Files being sent at once to one client address (each holds a thread until its last byte is sent;
+        # they count toward MAX_OPEN_STREAMS_PER_PROCESS too).
+        "MAX_DOWNLOADS_PER_IP": _number("MAX_DOWNLOADS_PER_IP", 12),
         "LOGIN_FREE_FAILURES": _number("LOGIN_FREE_FAILURES", 5),
         "LOGIN_MAX_BACKOFF": _number("LOGIN_MAX_BACKOFF", 300),
         "MAX_CONVERSATIONS": _number("MAX_CONVERSATIONS", 1000),
@@ -299,4 +305,7 @@ def security_settings():
         "ATTACHMENT_MESSAGE_FILES": _number("ATTACHMENT_MESSAGE_FILES", 4),
         "ATTACHMENT_PDF_PAGES": _number("ATTACHMENT_PDF_PAGES", 50),
         "DAILY_UPLOAD_BYTES": _number("DAILY_UPLOAD_BYTES", 100 * 1024 * 1024),
+        # The same for one client address (fresh guest cookies are new users; this bounds them). Copies of files
+        # (fork, share link, "Continue this chat") count toward both.
+        "DAILY_UPLOAD_BYTES_PER_IP": _number("DAILY_UPLOAD_BYTES_PER_IP", 300 * 1024 * 1024),
     }

@@ -2,8 +2,9 @@
 copies are served the same way by share.py.
 
 An image inline, anything else as a download; always with nosniff, a CSP that runs nothing (sandbox) and
-Cache-Control: private. Never text/html nor image/svg+xml: the only types are the ones the pipeline gave
-(image/jpeg, image/png, application/pdf, text/plain; attachments.py), anything else octet-stream.
+Cache-Control: private, no-cache (an ETag, a 304). Never text/html nor image/svg+xml: the only types are the
+ones the pipeline gave (image/jpeg, image/png, application/pdf, text/plain; attachments.py), anything else
+octet-stream.
 """
 
 from urllib.parse import quote
@@ -18,36 +19,104 @@ from .llm import get_llm
 from .storage import get_store, read_json
 
 SERVED_TYPES = {"image/jpeg", "image/png", "application/pdf", "text/plain"}
+# A file may be kept by the browser that shows it, never by a shared cache, and only as long as it exists: the
+# browser asks again every time, and an unchanged file costs a 304 (its ETag is its id: a file's bytes never
+# change), while a deleted file, a revoked link's, or one asked for by someone else is a 404 at once.
+FILE_CACHE = "private, no-cache"
+
+# Nothing in a file may run or load anything (sandbox: no script, an origin of its own). An image shown on its
+# own is a document the browser writes itself (Chromium's image viewer), whose inline styles default-src 'none'
+# blocks (3 console errors each time one opens): style-src 'unsafe-inline' lets them apply. No markup of anyone
+# else can be in that document: the body is a JPEG or PNG this app re-encoded, served as one with nosniff, never
+# parsed as HTML; and a style can run nothing.
+FILE_POLICY = "default-src 'none'; sandbox"
+IMAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+# The names' own extensions each served type may keep; any other is followed by the first of them.
+EXTENSIONS = {"image/jpeg": ("jpg", "jpeg"), "image/png": ("png",), "application/pdf": ("pdf",)}
+# Extensions that make a saved file render or run where it is opened (a browser, a script host, a shell): a
+# text file named so is saved as name.txt, so that it opens as the text it is.
+RUNNABLE = set(
+    "html htm xhtml xht shtml mht mhtml svg svgz xml xsl xslt js mjs cjs jse hta vbs vbe wsf wsh ps1 bat cmd com "
+    "exe scr pif msi reg lnk url scf desktop command jar jnlp webloc inetloc swf".split()
+)
 
 bp = Blueprint("files", __name__)
 
 
 @bp.get("/files/<fid>")
 @user_required
+@limits.limit_downloads
 def serve(fid):
     """A file, to its owner only: inline for an image, a download otherwise; never anything that runs."""
     if not is_valid_id(fid):
         abort(404)
     store, uid = get_store(), current_uid()
-    about, _ = read_json(store, keys.file_about(uid, fid))
-    found = store.read(keys.file(uid, fid))
-    if about is None or found is None:
+    about, _ = read_json(store, keys.file_about(uid, fid))  # checked on every request: a 304 only to the owner
+    if about is None:
         abort(404)
-    return file_response(found[0], about, "private, max-age=3600")  # never a shared cache: it is one user's
+    return file_response(store, keys.file(uid, fid), about, fid)
 
 
-def file_response(data, about, cache_control):
-    """A file's answer: inline for an image, a download otherwise, never anything that runs.
+def file_response(store, key, about, fid):
+    """A file's answer (its bytes at key in store): inline for an image, a download otherwise, never anything
+    that runs; a 304 when the browser has it (If-None-Match).
 
-    about is what the file is ({name, type, kind}); cache_control says who may keep it, and how long."""
+    about is what the file is ({name, type, kind}). The browser may keep it, never a shared cache, and asks
+    each time (no-cache: a deleted file is a 404 at once); its ETag is its id, since a file's bytes never
+    change. The body is read from the store in chunks as it is sent, and the send holds one of the process's
+    threads: it is counted with the open streams (limits.hold_download) until the response closes.
+    """
+    if fid in request.if_none_match:
+        response = Response(status=304)
+    else:
+        release = limits.hold_download()  # a 429 or 503 at once, before the store is asked
+        try:
+            found = store.read_chunks(key)
+        except BaseException:
+            release()
+            raise
+        if found is None:
+            release()
+            abort(404)
+        response = _file_body(found[0], _counted(found[1], release), about)
+        response.call_on_close(release)  # a body never begun (the client went away first)
+    response.headers["Cache-Control"] = FILE_CACHE
+    response.set_etag(fid)
+    return response
+
+
+def _counted(chunks, release):
+    """The body's chunks; the download's count ends with the last one (or when the server stops reading)."""
+    try:
+        yield from chunks
+    finally:
+        release()
+
+
+def _file_body(size, chunks, about):
     mime = about.get("type") if about.get("type") in SERVED_TYPES else "application/octet-stream"
     disposition = "inline" if about.get("kind") == IMAGE else "attachment"
-    response = Response(data, mimetype=mime)  # Flask adds charset=utf-8 to text/plain
-    response.headers["Content-Disposition"] = _disposition(disposition, about.get("name") or "file")
+    response = Response(chunks, mimetype=mime)  # Flask adds charset=utf-8 to text/plain
+    response.headers["Content-Length"] = str(size)
+    response.headers["Content-Disposition"] = _disposition(disposition, download_name(about))
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"  # nothing in it may run
-    response.headers["Cache-Control"] = cache_control
+    response.headers["Content-Security-Policy"] = IMAGE_POLICY if mime.startswith("image/") else FILE_POLICY
     return response
+
+
+@bp.app_template_filter("download_name")
+def download_name(about):
+    """The name a file is saved under ({name, type}): its own, with an extension of its type added when it has
+    another (a PDF named page.html), or .txt after one that would render or run (x;filename=evil.html)."""
+    name, mime = about.get("name") or "file", about.get("type")
+    trimmed = name.rstrip(". ")  # Windows drops trailing dots and spaces when it saves a file
+    extension = trimmed.rsplit(".", 1)[1].lower() if "." in trimmed else ""
+    if mime in EXTENSIONS and extension not in EXTENSIONS[mime]:
+        return f"{name}.{EXTENSIONS[mime][0]}"
+    if mime not in EXTENSIONS and extension in RUNNABLE:
+        return f"{name}.txt"
+    return name
 
 
 def _disposition(kind, name):

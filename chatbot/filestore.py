@@ -45,6 +45,13 @@ def share_place(sid):
     return Place(partial(keys.share_file, sid), partial(keys.share_file_about, sid))
 
 
+def safe_file_name(name):
+    """A file's name as kept and exported: no path separator or control character, and never "." or ".." (a
+    zip entry files/{id}/.. would point outside its folder); "file" when nothing is left."""
+    name = "".join("_" if ch in "/\\" else ch for ch in name or "" if ch.isprintable())
+    return name if name.strip(". ") else "file"
+
+
 def save(store, uid, prepared):
     """Store each Prepared file of one message; return the references the message keeps.
 
@@ -53,7 +60,8 @@ def save(store, uid, prepared):
     try:
         for item in prepared:
             fid = new_id()
-            reference = {"id": fid, "name": item.name, "type": item.mime, "size": item.size, "kind": item.kind}
+            name = safe_file_name(item.name)
+            reference = {"id": fid, "name": name, "type": item.mime, "size": item.size, "kind": item.kind}
             references.append(reference)
             store.write(keys.file(uid, fid), item.data)
             about = {**reference, "text": item.text if item.kind == PDF else None}
@@ -74,12 +82,15 @@ def delete(store, uid, references, place=None):
             store.delete(place.about(fid))
 
 
-def copy_messages(store, messages, source, target):
+def copy_messages(store, messages, source, target, charge=None):
     """Copy the files of messages ({..., attachments}) from place source to place target under new ids.
 
     Returns (the messages with their references to the copies, the copies' references). A file referenced
     twice (two versions of an edited message) is copied once; one gone from the source is left out. When a
-    copy fails, the copies made so far are deleted again."""
+    copy fails, the copies made so far are deleted again. charge, when given, is called with the bytes to be
+    copied before anything is (a copy counts toward the copier's upload allowance); it may refuse by raising."""
+    if charge is not None:
+        charge(copy_size(messages))
     copies, renamed = [], {}
     try:
         copied = [_with_copies(store, message, source, target, copies, renamed) for message in messages]
@@ -87,6 +98,16 @@ def copy_messages(store, messages, source, target):
         delete(store, None, copies, target)
         raise
     return copied, copies
+
+
+def copy_size(messages):
+    """The bytes of the files messages reference, each file once."""
+    sizes = {}
+    for message in messages:
+        for reference in message.get("attachments") or []:
+            if is_valid_id(reference.get("id")):
+                sizes[reference["id"]] = int(reference.get("size") or 0)
+    return sum(sizes.values())
 
 
 def _with_copies(store, message, source, target, copies, renamed):

@@ -7,7 +7,7 @@ else, and may copy it into their own conversations to go on with it.
 Everything here is a link or a form, so it all works without JavaScript.
 """
 
-from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
 from . import filestore, keys, limits
 from .conversations import is_valid_id
@@ -15,11 +15,6 @@ from .files import file_response
 from .identity import current_conversations, current_uid, user_required
 from .shares import Shares, read_snapshot, shared_file
 from .storage import get_store
-
-# A link's file may be kept by the browser that shows it, never by a shared cache, and only as long as the link
-# lives: it asks again every time (no-cache), and an unchanged file costs a 304 (its ETag is its id: a copy's
-# bytes never change), while a revoked link's file is a 404 at once.
-SHARED_FILE_CACHE = "private, no-cache"
 
 bp = Blueprint("share", __name__)
 
@@ -43,7 +38,8 @@ def manage(cid):
 @limits.limit_copies
 def create(cid):
     """Make a new link to a snapshot of the conversation as it is now."""
-    entry = _shares().create(current_conversations(), cid)  # someone else's conversation is a 404
+    charge = limits.copy_charge(current_uid(), "The link was not made")  # its files are copies, the owner's
+    entry = _shares().create(current_conversations(), cid, charge)  # someone else's conversation is a 404
     return redirect(url_for("share.manage", cid=cid, created=entry["id"]), 303)
 
 
@@ -75,22 +71,16 @@ def snapshot(sid):
 
 
 @bp.get("/s/<sid>/files/<fid>")
+@limits.limit_downloads
 def file(sid, fid):
-    """A file the snapshot shows, for anyone with the link, served as files.py serves one to its owner."""
+    """A file the snapshot shows, for anyone with the link, served as files.py serves one to its owner (a
+    revoked link's files are a 404 at once: the browser asks each time)."""
     if not is_valid_id(fid):
         abort(404)
     store = get_store()
     reference = shared_file(read_snapshot(store, sid), fid)  # revoked, or not a file of this snapshot: 404
-    if fid in request.if_none_match:
-        response = Response(status=304)
-    else:
-        found = store.read(keys.share_file(sid, fid))
-        if found is None:
-            abort(404)
-        response = file_response(found[0], reference, SHARED_FILE_CACHE)
-    response.headers["Cache-Control"] = SHARED_FILE_CACHE
+    response = file_response(store, keys.share_file(sid, fid), reference, fid)
     response.headers["X-Robots-Tag"] = "noindex"
-    response.set_etag(fid)
     return response
 
 
@@ -103,6 +93,11 @@ def continue_chat(sid):
     # Its files come along, as copies of the visitor's own: the copy goes on without the link (a revoke), and
     # the model reads them in the turns it is sent.
     conversation = current_conversations().start_copy(
-        shared.get("title"), shared["model"], shared["messages"], shared.get("instructions"), filestore.share_place(sid)
+        shared.get("title"),
+        shared["model"],
+        shared["messages"],
+        shared.get("instructions"),
+        filestore.share_place(sid),
+        charge=limits.copy_charge(current_uid(), "This chat was not copied"),  # the visitor's allowance
     )
     return redirect(url_for("chat.conversation", cid=conversation.id), 303)

@@ -97,10 +97,12 @@ class Shares:
         entries, _ = read_json(self.store, self._index_key())
         return [entry for entry in entries or [] if cid is None or entry["cid"] == cid]
 
-    def create(self, conversations, cid):
+    def create(self, conversations, cid, charge=None):
         """Make a new link to a snapshot of this user's conversation cid as it is now; return its entry.
 
         NotFound when the conversation is not theirs, or when it is deleted (or the link revoked) meanwhile.
+        charge is called with the bytes of the files the snapshot copies, before it copies them, and may refuse
+        (the link is then taken back).
         """
         conversation = conversations.get(cid)
         sid = new_share_id()
@@ -118,7 +120,7 @@ class Shares:
         update_json(self.store, self._index_key(), add)
         try:  # the files, before the snapshot that shows them
             snapshot["messages"], _ = filestore.copy_messages(
-                self.store, snapshot["messages"], filestore.user_place(self.uid), filestore.share_place(sid)
+                self.store, snapshot["messages"], filestore.user_place(self.uid), filestore.share_place(sid), charge
             )
         except BaseException:
             self._revoke([entry])

@@ -230,5 +230,5 @@ def export_zip(store, uid, username=None):
 
     # Each attached file as files/{id}/{name}: the conversations reference it by that id.
     for fid, name, key in filestore.stored(store, uid):
-        archive.add(file_bytes(key), f"files/{fid}/{name.replace('/', '_')}")
+        archive.add(file_bytes(key), f"files/{fid}/{filestore.safe_file_name(name)}")  # a name kept before it was safe
     return archive

@@ -50,7 +50,7 @@ def test_a_file_is_served_to_its_owner_with_safe_headers_and_to_nobody_else(make
     response = client.get(url)
     assert response.status_code == 200 and response.data == b"<script>alert(1)</script>"
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="page.html"')
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="page.html.txt"')
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert response.headers["Cache-Control"].startswith("private")

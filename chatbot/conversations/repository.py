@@ -77,19 +77,21 @@ class Conversations:
         self._create(conversation)
         return conversation, reply
 
-    def start_copy(self, title, model, messages, instructions=None, files_from=None, title_source="auto"):
+    def start_copy(self, title, model, messages, instructions=None, files_from=None, title_source="auto", charge=None):
         """Create a conversation holding finished copies of messages ({role, content, model, attachments}), one
         path; return it.
 
         "Continue this chat" on a shared snapshot and "Fork from here": the copy is the user's own, with new ids,
         and so are its files: those the messages reference in files_from (a filestore place) are copied into
         this user's first, and deleted again when the conversation cannot be stored. A fork's title_source is
-        FORKED: its "Fork of …" gives way to a title of its first own exchange.
+        FORKED: its "Fork of …" gives way to a title of its first own exchange. charge is called with the bytes
+        of the files before they are copied (filestore.copy_messages), and may refuse.
         """
         self._check_room()
         copies = []
         if files_from is not None:
-            messages, copies = filestore.copy_messages(self.store, messages, files_from, filestore.user_place(self.uid))
+            target = filestore.user_place(self.uid)
+            messages, copies = filestore.copy_messages(self.store, messages, files_from, target, charge)
         try:
             return self._create_copy(title, model, messages, instructions, title_source)
         except BaseException:
@@ -126,9 +128,9 @@ class Conversations:
         self._create(conversation)
         return conversation
 
-    def fork(self, cid, mid):
+    def fork(self, cid, mid, charge=None):
         """A new conversation holding the path of conversation cid up to message mid (and its instructions), with
-        copies of its files (deleting the original leaves the fork whole)."""
+        copies of its files (deleting the original leaves the fork whole), charged first (start_copy)."""
         source = self.get(cid)
         messages = [
             {
@@ -142,7 +144,13 @@ class Conversations:
         ]
         title = f"Fork of {source.display_title}"[:MAX_TITLE_CHARS]
         return self.start_copy(
-            title, source.model, messages, source.instructions, filestore.user_place(self.uid), title_source=FORKED
+            title,
+            source.model,
+            messages,
+            source.instructions,
+            filestore.user_place(self.uid),
+            title_source=FORKED,
+            charge=charge,
         )
 
     def _check_room(self):

@@ -9,8 +9,9 @@ One module a concern; the views use the names below (`limits.limit_messages`, `l
 - budget.py: the daily token budget per user and per client address, with room kept for the replies
   being written.
 - backoff.py: log-in back-off per username and per client address.
-- uploads.py: the bytes of attached files a user may upload a day.
-- streams.py: open event streams per user, per address, and in the whole process.
+- uploads.py: the bytes of files (uploaded or copied) a user and a client address may store a day.
+- streams.py: open event streams per user and per address, file downloads per address, and both in the
+  whole process.
 - answers.py: the refusals (Refused, Busy) and the pages and fragments that answer them.
 
 Every refusal is a 429 with Retry-After (a 503 when the process itself is full); a cap on what a user
@@ -22,6 +23,7 @@ from .backoff import login_failed, login_succeeded, require_login_allowed
 from .budget import token_charge
 from .rates import (
     limit_copies,
+    limit_downloads,
     limit_exports,
     limit_messages,
     limit_renames,
@@ -31,13 +33,16 @@ from .rates import (
     limit_streams,
 )
 from .slots import REPLY_SLOT_SECONDS, get_reply_slots
-from .streams import open_stream, thread_for_waiting
-from .uploads import require_upload_room
+from .streams import hold_download, open_stream, thread_for_waiting
+from .uploads import copy_charge, require_upload_room
 
 __all__ = [
     "REPLY_SLOT_SECONDS",
+    "copy_charge",
     "get_reply_slots",
+    "hold_download",
     "limit_copies",
+    "limit_downloads",
     "limit_exports",
     "limit_messages",
     "limit_renames",

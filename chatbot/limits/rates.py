@@ -65,6 +65,15 @@ limit_signups = limiter.shared_limit(
     deduct_when=lambda response: response.status_code == 302,
 )
 
+# A file sent whole (not a 304): a store read and its bytes on the wire. Per address, since a share link's files
+# are for anyone who has the link.
+limit_downloads = limiter.shared_limit(
+    _setting("DOWNLOAD_LIMIT_PER_IP"),
+    scope="downloads",
+    key_func=client_ip,
+    deduct_when=lambda response: response.status_code == 200,
+)
+
 # Starting a provider's sign-in and coming back from it: each costs calls to the provider.
 limit_sign_ins = limiter.shared_limit(_setting("SIGN_IN_LIMIT_PER_IP"), scope="sign-ins", key_func=client_ip)
 

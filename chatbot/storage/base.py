@@ -2,6 +2,8 @@
 
 import re
 
+# What read_chunks() holds of an object at a time.
+CHUNK_BYTES = 64 * 1024
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 
@@ -32,6 +34,14 @@ class Store:
     def read(self, key):
         """Return (data, version) or None when the key does not exist."""
         raise NotImplementedError
+
+    def read_chunks(self, key, chunk_size=CHUNK_BYTES):
+        """Return (its size in bytes, an iterator of its bytes in chunks of chunk_size) or None when the key does
+        not exist: a file sent to a browser is never whole in memory. This default reads it whole."""
+        found = self.read(key)
+        if found is None:
+            return None
+        return len(found[0]), iter([found[0]])
 
     def write(self, key, data, *, version=None, create=False):
         """Store data; with version only if unchanged since, with create only if absent.

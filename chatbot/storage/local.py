@@ -6,7 +6,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 
-from .base import Conflict, StorageUnavailable, Store, check_key
+from .base import CHUNK_BYTES, Conflict, StorageUnavailable, Store, check_key
 
 
 class LocalStore(Store):
@@ -39,6 +39,14 @@ class LocalStore(Store):
         except FileNotFoundError:
             return None
         return data, hashlib.md5(data).hexdigest()
+
+    def read_chunks(self, key, chunk_size=CHUNK_BYTES):
+        """Return (size, the file's bytes in chunks, read as they are asked for) or None."""
+        try:
+            file = open(self._path(key), "rb")
+        except FileNotFoundError:
+            return None
+        return os.fstat(file.fileno()).st_size, _chunks(file, chunk_size)
 
     def write(self, key, data, *, version=None, create=False):
         """Write atomically, checking the version under the lock."""
@@ -86,3 +94,10 @@ class LocalStore(Store):
             raise StorageUnavailable(f"the storage folder cannot be created: {error.strerror}") from error
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise StorageUnavailable("the storage folder is not writable")
+
+
+def _chunks(file, chunk_size):
+    """The file's bytes, chunk_size at a time; the file is closed at the end, or when the reader stops early."""
+    with file:
+        while chunk := file.read(chunk_size):
+            yield chunk

@@ -6,7 +6,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from .base import Conflict, StorageUnavailable, Store, check_key
+from .base import CHUNK_BYTES, Conflict, StorageUnavailable, Store, check_key
 
 # Fail within seconds when S3 is down, rather than holding a worker thread.
 CLIENT_CONFIG = Config(
@@ -84,6 +84,13 @@ class S3Store(Store):
             raise StorageUnavailable(f"S3 read failed: {error}") from error
         return data, response["ETag"]
 
+    def read_chunks(self, key, chunk_size=CHUNK_BYTES):
+        """Return (ContentLength, the object's body in chunks, read from S3 as they are asked for) or None."""
+        response = self._call("get_object", Key=self._key(key))
+        if response is None:
+            return None
+        return response["ContentLength"], _chunks(response["Body"], chunk_size)
+
     def write(self, key, data, *, version=None, create=False):
         """put_object with IfMatch=version or IfNoneMatch='*'."""
         conditions = {}
@@ -141,3 +148,14 @@ class S3Store(Store):
             raise StorageUnavailable("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from error
         except BotoCoreError as error:
             raise StorageUnavailable("S3 cannot be reached (network, or AWS_ENDPOINT_URL)") from error
+
+
+def _chunks(body, chunk_size):
+    """A GetObject body chunk_size at a time; its connection goes back to the pool at the end, or when the
+    reader stops early (the rest is not read)."""
+    try:
+        yield from body.iter_chunks(chunk_size)
+    except BotoCoreError as error:
+        raise StorageUnavailable(f"S3 read failed: {error}") from error
+    finally:
+        body.close()
