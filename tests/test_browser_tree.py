@@ -308,3 +308,36 @@ def test_without_javascript_edit_regenerate_switch_instructions_and_fork_are_pla
     expect(page.locator("#chat-title")).to_have_text("Fork of Chat about Say one")
     expect(user_texts(page)).to_have_text(["Say one"])
     close_page(page)
+
+
+def test_a_version_switch_on_a_reply_still_streaming_swaps_the_pane_and_leaves_it_working(tree_app, page):
+    # The version forms sit inside the streaming reply's <article hx-swap="outerHTML">: they must not inherit it.
+    llm = tree_app.extensions["llm"]
+    send(page, "Another conversation")
+    page.get_by_role("link", name="New chat").click()
+    expect(page.locator(".welcome")).to_be_visible()
+    llm.release.set()  # the first reply to the HELD message at once, the regenerated one held halfway
+    send(page, f"Say one, {HELD}")
+    llm.release.clear()
+    page.get_by_role("button", name="Regenerate").click()
+    reply = page.locator('[data-role="assistant"]')
+    expect(reply).to_have_attribute("data-status", "streaming")
+    expect(reply.locator(".content")).to_have_text("Written before the wait,")
+    reply.get_by_role("button", name="Previous version").click()
+    expect(reply.locator(".content")).to_have_text("Written before the wait, and after it.")
+    expect(reply.locator(".version-count")).to_have_text("1 / 2")
+    expect(page.locator("#chat")).to_have_count(1)  # swapped inside, not replaced by the pane's contents
+    # Another switch, back to the reply being written, still swaps the pane, and it goes on live there.
+    reply.get_by_role("button", name="Next version").click()
+    expect(reply).to_have_attribute("data-status", "streaming")
+    expect(reply.locator(".version-count")).to_have_text("2 / 2")
+    reply.get_by_role("button", name="Stop generating").click()
+    expect(reply).to_have_attribute("data-status", "stopped")
+    expect(page.locator("#chat")).to_have_count(1)
+    llm.release.set()
+    # The sidebar still opens conversations in the pane.
+    page.locator("#conversation-list .entry-link", has_text="Another").click()
+    expect(user_texts(page)).to_have_text(["Another conversation"])
+    page.locator("#conversation-list .entry-link", has_text="Say one").click()
+    expect(user_texts(page)).to_have_text([f"Say one, {HELD}"])
+    expect(page.locator('[data-role="assistant"] .version-count')).to_have_text("2 / 2")
