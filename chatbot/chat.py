@@ -178,6 +178,18 @@ def _show_branch_of(conversation, mid):
 @limits.limit_messages
 def send(cid):
     """Add the user's message, start its reply, and answer with both bubbles."""
+    try:
+        return _send(cid)
+    except NotFound:
+        if not htmx.is_htmx():
+            raise
+        # Deleted in another tab, say: said in the composer, the text and files kept there, not in #messages.
+        return composer_error(
+            "This conversation no longer exists (deleted in another tab?): your message was not sent.", 404
+        )
+
+
+def _send(cid):
     conversations = current_conversations()
     text, model, error, status = _read_message()
     if error:

@@ -164,32 +164,55 @@
     if (event.target.id === "composer-text") grow(event.target);
   });
 
-  // A blank message never leaves the browser (the server refuses it too, for forms without JS).
+  // A send. htmx reads the form when the request starts, so what is posted is what the composer showed then;
+  // while it is in flight its files cannot be removed (their previews stay, their buttons disabled), and text
+  // and files may be added for the next message. Only an answer that is the sent message (it names the reply's
+  // stream) clears the composer, and only of what was sent; any other end (no connection, an error the server
+  // did not put in the composer) keeps everything and says the message was not sent.
+  var sending = null; // { xhr, the form, its text and files as sent }
+
   document.addEventListener("htmx:beforeRequest", function (event) {
-    var form = event.detail.elt;
-    var textarea = composerText();
-    if (form.id === "composer" && textarea && textarea.value.trim() === "") {
+    var form = event.detail.elt, text = composerText(), input = fileInput();
+    if (form.id !== "composer") return;
+    if (text.value.trim() === "") { // a blank message never leaves the browser (the server refuses it too)
       event.preventDefault();
-      document.getElementById("composer-error").innerHTML = '<p class="error">Type a message first.</p>';
-    } else if (form.id === "composer") {
-      scrollToEnd(); // whoever sends wants to see the message and its reply
+      return say("Type a message first.");
+    }
+    scrollToEnd(); // whoever sends wants to see the message and its reply
+    sending = { xhr: event.detail.xhr, form: form, text: text.value, files: input.held || [] };
+    input.sending = sending.files;
+    showPreviews(input);
+  });
+
+  function delivered(xhr) {
+    return xhr.status < 300 && Boolean(xhr.getResponseHeader("X-Reply-Stream"));
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    if (sending && detail.xhr === sending.xhr && !delivered(detail.xhr) && detail.target.id !== "composer-error") {
+      detail.shouldSwap = false; // an error page is no message: it goes nowhere near #messages
     }
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
-    // 4xx answers are swapped too (the inline error), so check the status itself.
-    var form = event.detail.elt;
-    if (form.id !== "composer" || event.detail.xhr.status >= 300) return;
-    var textarea = composerText();
-    if (textarea) {
-      textarea.value = "";
-      grow(textarea);
-      textarea.focus();
+    var sent = sending, xhr = event.detail.xhr;
+    if (!sent || xhr !== sent.xhr) return;
+    // The sent form's own fields: a first message's answer has replaced that composer with the conversation's.
+    var typed = sent.form.elements.text.value, old = sent.form.elements.files, text = composerText();
+    sending = old.sending = null;
+    if (!delivered(xhr)) {
+      showPreviews(old);
+      if (!xhr.status || event.detail.target.id !== "composer-error") {
+        say("Your message was not sent (" + (xhr.status ? "the server answered " + xhr.status : "no connection") +
+          "). Try again.");
+      }
+      return;
     }
-    var files = fileInput();
-    if (files) setFiles(files, []); // the files went with the message
-    var error = document.getElementById("composer-error");
-    if (error) error.textContent = "";
+    text.value = typed.indexOf(sent.text) === 0 ? typed.slice(sent.text.length).trimStart() : typed; // typed since
+    grow(text);
+    text.focus();
+    setFiles(fileInput(), (old.held || []).filter(function (file) { return sent.files.indexOf(file) < 0; }));
   });
 
   // Attachments. The file input is the one record of the files to send: what it holds is what is posted
@@ -201,7 +224,7 @@
   }
 
   function size(bytes) {
-    return bytes < 1024 ? bytes + " bytes" : bytes < 1048576 ? Math.ceil(bytes / 1024) + " KB" :
+    return bytes < 1024 ? bytes + (bytes == 1 ? " byte" : " bytes") : bytes < 1048576 ? Math.ceil(bytes / 1024) + " KB" :
       +(bytes / 1048576).toFixed(1) + " MB";
   }
 
@@ -220,7 +243,7 @@
   }
 
   function isImage(file) {
-    return /^image\//.test(file.type);
+    return /^image\/(?!svg)/.test(file.type); // an SVG is text (its markup), shown and sent as such
   }
 
   // An image for a model that cannot see images (those that can have data-vision): the server refuses it.
@@ -228,7 +251,7 @@
     var select = document.getElementById("composer-model");
     var option = select && select.selectedOptions[0];
     if (!option || option.hasAttribute("data-vision") || !(input.held || []).some(isImage)) return "";
-    var seeing = Array.from(select.querySelectorAll("[data-vision]"), function (seer) { return seer.value; });
+    var seeing = Array.from(select.querySelectorAll("[data-vision]:enabled"), function (seer) { return seer.value; });
     return option.value + " cannot see images. " + (seeing.length ? "Pick one that can (" + seeing.join(", ") +
       ")" : "No model here can") + ", or send the message without the image.";
   }
@@ -236,9 +259,10 @@
   function showPreviews(input) {
     var list = document.getElementById("composer-previews");
     list.replaceChildren();
-    input.held.forEach(function (file, index) {
+    (input.held || []).forEach(function (file, index) {
       var item = element("li", "preview"), text = element("span", "preview-text");
       var remove = element("button", "preview-remove", "\u00d7");
+      remove.disabled = (input.sending || []).indexOf(file) >= 0; // being posted
       if (isImage(file)) {
         var image = item.appendChild(element("img", ""));
         image.onload = image.onerror = function () { URL.revokeObjectURL(image.src); }; // shown, it is not needed
@@ -268,7 +292,9 @@
     var files = (input.held || []).slice(), caps = input.dataset, refusal = "";
     Array.from(added).forEach(function (file) {
       var total = files.reduce(function (sum, held) { return sum + held.size; }, file.size);
-      if (file.size > Number(caps.fileBytes)) {
+      if (!file.size) {
+        refusal = file.name + " is empty."; // as the server says
+      } else if (file.size > Number(caps.fileBytes)) {
         refusal = file.name + " is " + size(file.size) + "; a file may be at most " + size(caps.fileBytes) + ".";
       } else if (files.length >= Number(caps.messageFiles)) {
         refusal = "A message may carry " + caps.messageFiles + " files at most.";
