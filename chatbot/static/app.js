@@ -180,12 +180,11 @@
     }
     scrollToEnd(); // whoever sends wants to see the message and its reply
     sending = { xhr: event.detail.xhr, form: form, text: text.value, files: input.held || [] };
-    input.sending = sending.files;
     showPreviews(input);
   });
 
   function delivered(xhr) {
-    return xhr.status < 300 && Boolean(xhr.getResponseHeader("X-Reply-Stream"));
+    return xhr.getResponseHeader("X-Reply-Stream"); // sent with the answer of a send that went through, only
   }
 
   document.addEventListener("htmx:beforeSwap", function (event) {
@@ -200,12 +199,11 @@
     if (!sent || xhr !== sent.xhr) return;
     // The sent form's own fields: a first message's answer has replaced that composer with the conversation's.
     var typed = sent.form.elements.text.value, old = sent.form.elements.files, text = composerText();
-    sending = old.sending = null;
+    sending = null;
     if (!delivered(xhr)) {
       showPreviews(old);
       if (!xhr.status || event.detail.target.id !== "composer-error") {
-        say("Your message was not sent (" + (xhr.status ? "the server answered " + xhr.status : "no connection") +
-          "). Try again.");
+        say("Your message was not sent (" + (xhr.status ? "error " + xhr.status : "no connection") + "). Try again.");
       }
       return;
     }
@@ -224,8 +222,8 @@
   }
 
   function size(bytes) {
-    return bytes < 1024 ? bytes + (bytes == 1 ? " byte" : " bytes") : bytes < 1048576 ? Math.ceil(bytes / 1024) + " KB" :
-      +(bytes / 1048576).toFixed(1) + " MB";
+    return bytes == 1 ? "1 byte" : bytes < 1024 ? bytes + " bytes" : bytes < 1048576 ?
+      Math.ceil(bytes / 1024) + " KB" : +(bytes / 1048576).toFixed(1) + " MB";
   }
 
   function say(text) {
@@ -262,7 +260,7 @@
     (input.held || []).forEach(function (file, index) {
       var item = element("li", "preview"), text = element("span", "preview-text");
       var remove = element("button", "preview-remove", "\u00d7");
-      remove.disabled = (input.sending || []).indexOf(file) >= 0; // being posted
+      remove.disabled = Boolean(sending && sending.files.indexOf(file) >= 0); // being posted
       if (isImage(file)) {
         var image = item.appendChild(element("img", ""));
         image.onload = image.onerror = function () { URL.revokeObjectURL(image.src); }; // shown, it is not needed
