@@ -207,3 +207,28 @@ def test_the_composer_checks_svg_empty_files_sizes_and_suggests_only_available_m
     expect(error).to_have_text(
         f"{TEXT_ONLY} cannot see images. Pick one that can ({SEEING}), or send the message without the image."
     )
+
+
+def test_a_folder_dropped_with_a_file_fails_to_send_without_losing_anything(page, server, tmp_path):
+    folder = tmp_path / "adir"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_bytes(b"abc")
+    text = page.locator("#composer-text")
+    box = text.bounding_box()
+    dropped = {"items": [], "files": [str(folder), str(folder / "a.txt")], "dragOperationsMask": 1}
+    drag = {"x": box["x"] + 20, "y": box["y"] + 10, "data": dropped}
+    session = page.context.new_cdp_session(page)
+    for kind in ("dragEnter", "dragOver", "drop"):  # a real drop, as the browser makes it from the desktop
+        session.send("Input.dispatchDragEvent", {"type": kind, **drag})
+    expect(previews(page)).to_have_text(["adir", "a.txt"])
+    text.fill("With a folder")
+    with expected_error(page, "ERR_ACCESS_DENIED"):  # the browser cannot read a folder as a file
+        text.press("Enter")
+    expect(page.locator("#composer-error")).to_have_text(NOT_SENT)
+    forget_send_errors(page)
+    expect(text).to_have_value("With a folder")
+    expect(previews(page)).to_have_text(["adir", "a.txt"])
+    page.get_by_role("button", name="Remove adir").click()
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator('[data-role="user"] .attachment a')).to_have_text(["a.txt"])
+    expect(text).to_have_value("")

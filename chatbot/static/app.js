@@ -203,7 +203,8 @@
     if (!delivered(xhr)) {
       showPreviews(old);
       if (!xhr.status || event.detail.target.id !== "composer-error") {
-        say("Your message was not sent (" + (xhr.status ? "error " + xhr.status : "no connection") + "). Try again.");
+        say("Your message was not sent (" + (xhr.status ? "error " + xhr.status : "nothing reached the server") +
+          "). Try again.");
       }
       return;
     }
