@@ -267,12 +267,16 @@ def edit(cid, mid):
 @bp.get("/c/<cid>/export.<fmt>")
 @user_required
 def export(cid, fmt):
-    """Download the conversation as Markdown or JSON."""
+    """Download the conversation as Markdown (the branch down to ?leaf=, the page's, else the stored one) or JSON
+    (the whole tree, its current leaf the page's)."""
     conversation = current_conversations().get(cid)
+    leaf = request.args.get("leaf") or None
+    conversation.shown_path(leaf)  # a message of no other conversation: 404
     name = re.sub(r"[^A-Za-z0-9]+", "-", conversation.title or "conversation").strip("-").lower() or "conversation"
     if fmt == "md":
-        body, mimetype = conversation.to_markdown(), "text/markdown"
+        body, mimetype = conversation.to_markdown(leaf), "text/markdown"
     elif fmt == "json":
+        conversation.current = leaf or conversation.current
         body, mimetype = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=2), "application/json"
     else:
         abort(404)

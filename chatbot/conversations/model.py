@@ -357,12 +357,18 @@ class Conversation:
         self.title, self.title_source = title, "auto"
         return True
 
-    def to_markdown(self):
-        """The conversation as shown (its current path) as a Markdown document, for export."""
+    def shown_path(self, leaf=None):
+        """The path a page shows: down to message leaf (the page's own, as its links name it), else the current
+        path. Share and export take the page's leaf: another tab, or a search result's ?m=, may show a branch
+        other than the stored one. NotFound when leaf is no message of this conversation."""
+        return self.path_to(leaf) if leaf else self.path
+
+    def to_markdown(self, leaf=None):
+        """The conversation as shown (the path down to leaf, or the current path) as a Markdown document."""
         lines = [f"# {self.display_title}", ""]
         if self.instructions:
             lines += ["**Instructions:**", "", self.instructions, ""]
-        for message in self.path:
+        for message in self.shown_path(leaf):
             speaker = "You" if message.role == "user" else f"Assistant ({message.model})"
             lines += [f"**{speaker}:**", "", message.content, ""]
         return "\n".join(lines)
