@@ -9,6 +9,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from . import attachments, billing, events, files, htmx, limits
 from .conversations import NotFound
 from .identity import current_conversations, current_uid, user_required
+from .lengths import characters, form_text, length
 from .llm import get_llm
 from .pages import chat_page, pane_context
 from .replies import get_replies
@@ -20,13 +21,13 @@ bp = Blueprint("chat", __name__)
 
 def _read_message():
     """Validate the composer's fields; return (text, model, error, status)."""
-    text = request.form.get("text", "").strip()
+    text = form_text("text").strip()  # line breaks as LF, counted as the browser's maxlength counts (lengths.py)
     model = request.form.get("model") or get_llm().models[0]
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     if not text:
         return text, model, "Type a message first.", 400
-    if len(text) > limit:
-        return text, model, f"That message is {len(text):,} characters; the limit is {limit:,}.", 413
+    if length(text) > limit:
+        return text, model, f"That message is {characters(text)}; the limit is {limit:,}.", 413
     if model not in get_llm().models:
         return text, model, "Pick a model from the list.", 400
     return text, model, None, 200
