@@ -101,12 +101,14 @@ def continue_chat(sid):
     """Copy the snapshot, with its files, into the visitor's own conversations (a guest's too); open the copy."""
     shared = read_snapshot(get_store(), sid)
     # Its files come along, as copies of the visitor's own: the copy goes on without the link (a revoke), and
-    # the model reads them in the turns it is sent.
+    # the model reads them in the turns it is sent. Its instructions do not: they would be the copy's system
+    # prompt, which its new owner did not write and would not see, so a link could plant one (the share page
+    # shows them, and says they are not copied).
     conversation = current_conversations().start_copy(
         shared.get("title"),
         shared["model"],
         shared["messages"],
-        shared.get("instructions"),
+        None,
         filestore.share_place(sid),
         charge=limits.copy_charge(current_uid(), "This chat was not copied"),  # the visitor's allowance
     )
