@@ -76,21 +76,28 @@ ALLOWED_ATTRIBUTES = {
 ALLOWED_PROTOCOLS = {"http", "https", "mailto"}
 
 
-# A URL's scheme as a browser reads it: after dropping ASCII tabs and newlines anywhere and spaces and controls
-# around it (the URL standard's cleanup).
+# The rule for a link's href, the same in app.js (allowedHTML), in the same words: read the URL as a browser
+# does (ASCII tabs and line breaks dropped anywhere, then C0 controls and spaces dropped at either end); it is
+# kept when it does not start with a scheme (a letter, then letters, digits, "+", "." or "-", then ":"), or when
+# its scheme is http, https or mailto, in any case. So "10:30" or "./a:b" is a relative URL, and kept.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _URL_NOISE = re.compile(r"[\t\n\r]")
+_URL_ENDS = "".join(chr(code) for code in range(0x21))  # C0 controls and space
+
+
+def allowed_href(value):
+    """Whether a link may point at value (the rule above)."""
+    scheme = _SCHEME.match(_URL_NOISE.sub("", value).strip(_URL_ENDS))
+    return scheme is None or scheme.group(1).lower() in ALLOWED_PROTOCOLS
 
 
 def _safe_link(attrs, new=False):
-    """Every link leaves with rel="nofollow noopener"; one whose scheme is not allowed is no link at all.
+    """Every link leaves with rel="nofollow noopener"; one whose href breaks the rule above is no link at all.
 
     bleach checks schemes, but reads "javascript:1" as a host and port, so it lets a scheme followed by
     digits through: checked again here, as the browser will read the href.
     """
-    href = _URL_NOISE.sub("", attrs.get((None, "href"), "")).strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08 \x0b\x0c")
-    scheme = _SCHEME.match(href)
-    if scheme and scheme.group(1).lower() not in ALLOWED_PROTOCOLS:
+    if not allowed_href(attrs.get((None, "href"), "")):
         return None  # the link goes, its text stays
     attrs[(None, "rel")] = "nofollow noopener"
     return attrs
