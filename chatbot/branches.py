@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from . import htmx, limits
 from .conversations import MAX_INSTRUCTIONS_CHARS
 from .identity import current_conversations, user_required
+from .lengths import characters, form_text, length
 from .pages import chat_page
 
 bp = Blueprint("branches", __name__)
@@ -40,9 +41,9 @@ def instructions(cid):
     conversation = conversations.get(cid)
     if request.method == "GET":
         return render_template("instructions.html", conversation=conversation, limit=MAX_INSTRUCTIONS_CHARS)
-    text = request.form.get("instructions", "").strip()
-    if len(text) > MAX_INSTRUCTIONS_CHARS:
-        error = f"The instructions are {len(text):,} characters; the limit is {MAX_INSTRUCTIONS_CHARS:,}."
+    text = form_text("instructions").strip()  # line breaks as LF, counted as maxlength counts (lengths.py)
+    if length(text) > MAX_INSTRUCTIONS_CHARS:
+        error = f"The instructions are {characters(text)}; the limit is {MAX_INSTRUCTIONS_CHARS:,}."
         page = render_template(
             "instructions.html", conversation=conversation, limit=MAX_INSTRUCTIONS_CHARS, error=error, draft=text
         )

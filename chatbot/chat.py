@@ -9,6 +9,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from . import attachments, billing, events, files, htmx, limits
 from .conversations import NotFound
 from .identity import current_conversations, current_uid, user_required
+from .lengths import characters, form_text, length
 from .llm import get_llm
 from .pages import chat_page, pane_context
 from .replies import get_replies
@@ -20,13 +21,13 @@ bp = Blueprint("chat", __name__)
 
 def _read_message():
     """Validate the composer's fields; return (text, model, error, status)."""
-    text = request.form.get("text", "").strip()
+    text = form_text("text").strip()  # line breaks as LF, counted as the browser's maxlength counts (lengths.py)
     model = request.form.get("model") or get_llm().models[0]
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     if not text:
         return text, model, "Type a message first.", 400
-    if len(text) > limit:
-        return text, model, f"That message is {len(text):,} characters; the limit is {limit:,}.", 413
+    if length(text) > limit:
+        return text, model, f"That message is {characters(text)}; the limit is {limit:,}.", 413
     if model not in get_llm().models:
         return text, model, "Pick a model from the list.", 400
     return text, model, None, 200
@@ -279,12 +280,16 @@ def edit(cid, mid):
 @bp.get("/c/<cid>/export.<fmt>")
 @user_required
 def export(cid, fmt):
-    """Download the conversation as Markdown or JSON."""
+    """Download the conversation as Markdown (the branch down to ?leaf=, the page's, else the stored one) or JSON
+    (the whole tree, its current leaf the page's)."""
     conversation = current_conversations().get(cid)
+    leaf = request.args.get("leaf") or None
+    conversation.shown_path(leaf)  # a message of no other conversation: 404
     name = re.sub(r"[^A-Za-z0-9]+", "-", conversation.title or "conversation").strip("-").lower() or "conversation"
     if fmt == "md":
-        body, mimetype = conversation.to_markdown(), "text/markdown"
+        body, mimetype = conversation.to_markdown(leaf), "text/markdown"
     elif fmt == "json":
+        conversation.current = leaf or conversation.current
         body, mimetype = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=2), "application/json"
     else:
         abort(404)

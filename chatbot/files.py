@@ -137,7 +137,8 @@ def read_uploads(model, text):
     received = attachments.receive(uploads, attachments.Caps.from_config(config), text)
     sees_images = get_llm().seeing_models(config["VISION_MODELS"])  # never waits for the Hub (llm/base.py)
     if received.has_images and model not in sees_images:
-        seeing = [name for name in get_llm().models if name in sees_images]
+        unavailable = get_llm().unavailable_models()  # not suggested: the picker disables them
+        seeing = [name for name in get_llm().models if name in sees_images and name not in unavailable]
         pick = f"Pick one that can ({', '.join(seeing)})" if seeing else "No model here can"
         raise attachments.Refused(f"{model} cannot see images. {pick}, or send the message without the image.")
     return received

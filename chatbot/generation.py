@@ -77,6 +77,7 @@ def build_prompt(history, model, settings, instructions=None):
     kept.reverse()
     while kept and kept[0]["role"] != "user":  # a chat template wants the user first
         kept.pop(0)
+    kept = alternating(kept)
     system = system_prompt(settings, instructions)
     if system:
         if "gemma" in (model or "").lower():
@@ -84,6 +85,31 @@ def build_prompt(history, model, settings, instructions=None):
         else:
             kept.insert(0, {"role": "system", "content": system})
     return kept
+
+
+def alternating(turns):
+    """The turns with two of one role in a row merged into one, so that the roles alternate, as many models' chat
+    templates require (Gemma's, Mistral's raise an error otherwise).
+
+    Two user turns meet when the reply between them failed or was empty (it is not sent), or in a copy or a fork
+    whose empty reply was not copied. Merged, the model reads both, as written, in order."""
+    merged = []
+    for turn in turns:
+        if merged and merged[-1]["role"] == turn["role"]:
+            merged[-1] = {**merged[-1], "content": _joined(merged[-1]["content"], turn["content"])}
+        else:
+            merged.append(turn)
+    return merged
+
+
+def _joined(first, second):
+    if isinstance(first, str) and isinstance(second, str):
+        return f"{first}\n\n{second}"
+    return [*_parts(first), *_parts(second)]  # text and images: the first part stays a text (_prefix_text)
+
+
+def _parts(content):
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
 
 
 def turn_chars(turn):

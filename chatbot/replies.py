@@ -110,15 +110,15 @@ class _Patches:
         if self.pending and (nothing_came or time.monotonic() - self.rendered_at >= self.seconds):
             self.render()
 
-    def render(self):
-        """Render what waits, now."""
-        if self.pending:
+    def render(self, final=False):
+        """Render what waits, now; final: the reply's last render (of a tail whose render LiveMarkdown put off)."""
+        if self.pending or final:
             text, self.pending = self.pending, ""
-            self._feed(text)
+            self._feed(text, final)
             self.rendered_at = time.monotonic()
 
-    def _feed(self, text):
-        patch = self.markdown.feed(text)
+    def _feed(self, text, final=False):
+        patch = self.markdown.feed(text, final)
         if patch is not None:
             self.emit(events.RENDER, patch=patch)
 
@@ -222,7 +222,7 @@ class Job:
         finally:
             cancel.set()  # the producer abandons the model call at its next piece
             self.pieces = outcome.pieces = len(parts)
-        patches.render()
+        patches.render(final=True)
         outcome.text = "".join(parts)
         return outcome
 

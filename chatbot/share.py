@@ -26,10 +26,19 @@ def _shares():
 @bp.get("/c/<cid>/share")
 @user_required
 def manage(cid):
-    """The share page of one of your conversations: make a link, see and revoke its links."""
+    """The share page of one of your conversations: make a link, see and revoke its links.
+
+    ?leaf= is the last message on the page the owner came from (the header's link names it): the link shows
+    that branch, which another tab or a search result's ?m= may have made other than the stored one."""
     conversation = current_conversations().get(cid)  # someone else's conversation is a 404
+    leaf = request.args.get("leaf") or None
     return render_template(
-        "share.html", conversation=conversation, links=_shares().links(cid), created=request.args.get("created")
+        "share.html",
+        conversation=conversation,
+        shown=conversation.shown_path(leaf),  # a message of another conversation is a 404
+        leaf=leaf,
+        links=_shares().links(cid),
+        created=request.args.get("created"),
     )
 
 
@@ -37,10 +46,11 @@ def manage(cid):
 @user_required
 @limits.limit_copies
 def create(cid):
-    """Make a new link to a snapshot of the conversation as it is now."""
+    """Make a new link to a snapshot of the conversation as it is now: the branch down to the form's leaf."""
     charge = limits.copy_charge(current_uid(), "The link was not made")  # its files are copies, the owner's
-    entry = _shares().create(current_conversations(), cid, charge)  # someone else's conversation is a 404
-    return redirect(url_for("share.manage", cid=cid, created=entry["id"]), 303)
+    leaf = request.form.get("leaf") or None
+    entry = _shares().create(current_conversations(), cid, charge, leaf)  # someone else's conversation is a 404
+    return redirect(url_for("share.manage", cid=cid, created=entry["id"], leaf=leaf), 303)
 
 
 @bp.get("/shares")
@@ -56,7 +66,7 @@ def revoke(sid):
     """Revoke one of your links: it is a 404 from now on."""
     entry = _shares().revoke(sid)  # not yours, or gone: 404
     if request.form.get("back") == "conversation":
-        return redirect(url_for("share.manage", cid=entry["cid"]), 303)
+        return redirect(url_for("share.manage", cid=entry["cid"], leaf=request.form.get("leaf") or None), 303)
     return redirect(url_for("share.links"), 303)
 
 
@@ -91,12 +101,14 @@ def continue_chat(sid):
     """Copy the snapshot, with its files, into the visitor's own conversations (a guest's too); open the copy."""
     shared = read_snapshot(get_store(), sid)
     # Its files come along, as copies of the visitor's own: the copy goes on without the link (a revoke), and
-    # the model reads them in the turns it is sent.
+    # the model reads them in the turns it is sent. Its instructions do not: they would be the copy's system
+    # prompt, which its new owner did not write and would not see, so a link could plant one (the share page
+    # shows them, and says they are not copied).
     conversation = current_conversations().start_copy(
         shared.get("title"),
         shared["model"],
         shared["messages"],
-        shared.get("instructions"),
+        None,
         filestore.share_place(sid),
         charge=limits.copy_charge(current_uid(), "This chat was not copied"),  # the visitor's allowance
     )

@@ -62,12 +62,13 @@ def shared_file(snapshot, fid):
     raise NotFound(fid)
 
 
-def snapshot_of(conversation, sid, uid):
-    """The document a share of conversation stores: what was said so far, no ids of messages or states; the
-    files' references are still the owner's (create copies them)."""
+def snapshot_of(conversation, sid, uid, leaf=None):
+    """The document a share of conversation stores: what was said on the path down to leaf (the page's, else the
+    current path), no ids of messages or states; the files' references are still the owner's (create copies
+    them). NotFound when leaf is no message of the conversation."""
     messages = [
         {"role": message.role, "content": message.content, "model": message.model, "attachments": message.attachments}
-        for message in conversation.path  # the branch shown, not the others
+        for message in conversation.shown_path(leaf)  # the branch on the owner's screen, not the others
         if message.content
     ]
     return {
@@ -97,16 +98,17 @@ class Shares:
         entries, _ = read_json(self.store, self._index_key())
         return [entry for entry in entries or [] if cid is None or entry["cid"] == cid]
 
-    def create(self, conversations, cid, charge=None):
-        """Make a new link to a snapshot of this user's conversation cid as it is now; return its entry.
+    def create(self, conversations, cid, charge=None, leaf=None):
+        """Make a new link to a snapshot of this user's conversation cid as it is now, the path down to message
+        leaf (the one on the owner's screen; the current path without); return its entry.
 
-        NotFound when the conversation is not theirs, or when it is deleted (or the link revoked) meanwhile.
+        NotFound when the conversation or leaf is not theirs, or when it is deleted (or the link revoked) meanwhile.
         charge is called with the bytes of the files the snapshot copies, before it copies them, and may refuse
         (the link is then taken back).
         """
         conversation = conversations.get(cid)
         sid = new_share_id()
-        snapshot = snapshot_of(conversation, sid, self.uid)
+        snapshot = snapshot_of(conversation, sid, self.uid, leaf)
         entry = {"id": sid, "cid": conversation.id, "title": conversation.title, "created_at": snapshot["created_at"]}
 
         def add(entries):

@@ -9,6 +9,7 @@ from markupsafe import Markup, escape
 from . import htmx, limits
 from .conversations import INDEX_PAGE, MAX_TITLE_CHARS, NotFound
 from .identity import current_conversations, user_required
+from .lengths import characters, length
 from .llm import get_llm
 from .shares import Shares
 
@@ -125,8 +126,13 @@ def rename(cid):
     title = " ".join(request.form.get("title", "").split())
     if not title:
         return _rename_form(entry, 400, title=title, error="A title cannot be empty.")
-    if len(title) > MAX_TITLE_CHARS:
-        return _rename_form(entry, 400, title=title, error=f"Titles have at most {MAX_TITLE_CHARS} characters.")
+    if length(title) > MAX_TITLE_CHARS:  # as the input's maxlength counts: an emoji two (lengths.py)
+        return _rename_form(
+            entry,
+            400,
+            title=title,
+            error=f"Titles have at most {MAX_TITLE_CHARS} characters. This one has {characters(title)}.",
+        )
     renamed = conversations.rename(cid, title)
     if htmx.is_htmx():
         # When the renamed conversation is the one on screen, its heading and the tab's title change too.

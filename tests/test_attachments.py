@@ -71,7 +71,7 @@ def test_a_corrupt_image_and_a_binary_file_are_refused():
 
 def test_caps_per_file_per_message_and_on_text():
     caps = Caps(file_bytes=1000, message_bytes=1500, message_files=2, text_chars=50)
-    with pytest.raises(Refused, match="at most 1 KB") as refused:
+    with pytest.raises(Refused, match="is 1001 bytes; a file may be at most 1000 bytes") as refused:
         prepare("big.txt", b"x" * 1001, caps)
     assert refused.value.status == 413
     with pytest.raises(Refused, match="2 files at most"):

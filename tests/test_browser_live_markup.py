@@ -12,6 +12,7 @@ import contextlib
 
 import pytest
 from playwright.sync_api import expect
+from test_render import HREFS
 
 from chatbot.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS
 from support import FakeSlowLLM, LiveServer, close_page, open_page, send_message
@@ -169,4 +170,25 @@ def test_the_page_moves_finished_blocks_by_utf16_offsets(browser, serve):
     page = open_page(browser, serve(["unused"]))
     patches = [*GOOD, "12\n13\n\n<p>𝔘 next</p>"]  # "<p>😀 ok</p>" is 12 units, then its line break
     assert page.evaluate(APPLY_PATCHES, patches) == ["<p>😀 ok</p>\n", "<p>𝔘 next</p>"]
+    close_page(page)
+
+
+@pytest.mark.parametrize("source", HREFS)
+def test_the_page_checks_a_links_href_by_the_servers_rule(browser, serve, source):
+    page = open_page(browser, serve(["unused"]))
+    patches = [GOOD[0], f'7\n0\nk <a href="{source}">x</a></p>', "0\n0\n<p>next</p>"]
+    blocks, tail = page.evaluate(APPLY_PATCHES, patches)
+    # Kept, the later patch applies too; refused, the reply stays as it was (and every later patch is refused).
+    assert tail == ("<p>next</p>" if HREFS[source] else "<p>😀 o</p>")
+    close_page(page)
+
+
+def test_a_link_to_a_time_does_not_stop_the_live_view(browser, serve):
+    text = "Meet at [the hall](10:30) tomorrow.\n\nMore text after that, which the page shows live.\n\nAnd more.\n"
+    page = open_recording(browser, serve([text[start : start + 2] for start in range(0, len(text), 2)], 0.02))
+    reply = send_message(page)
+    expect(reply).to_have_attribute("data-status", "done")
+    streamed = page.evaluate("window.liveTexts")
+    assert any("which the page shows live" in text for text in streamed)
+    expect(reply.locator('.content a[href="10:30"]')).to_have_text("the hall")
     close_page(page)

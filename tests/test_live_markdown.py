@@ -198,3 +198,76 @@ def test_app_js_checks_patches_against_the_sanitisers_own_allow_list():
     in_script = {tag: set(names.split()) for tag, names in re.findall(r"(\w+): \"([^\"]*)\"", attributes)}
     # The class filter lets class through (its values are checked on the server only).
     assert in_script == {tag: {"class"} if callable(names) else set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}
+
+
+# Long replies of each kind of block that later text can still change, as a model streams them (8 characters a
+# piece, about 2 tokens). Each was rendered whole on every update: work growing with the square of its length.
+CODE_LINE = "result = compute_value(alpha, beta) + other_function(gamma)  # comment 😀\n"
+LONG = {
+    "prose": ("Some prose sentence that goes on for a while. " * 2 + "\n\n") * 120,
+    "code block": "```python\n" + CODE_LINE * 160,
+    "tight list": "".join(f"- item {number} with some words about it, *emphasis*\n" for number in range(230)),
+    "table": "| a | b | c |\n|---|---|---|\n"
+    + "".join(f"| cell {n} | more text here | `x{n}` |\n" for n in range(290)),
+    "one paragraph": "word and *more* words " * 540,
+    "raw HTML block": "<div>\n" + "text line with *emphasis* and `code`\n" * 320,
+}
+
+
+def rendered_characters(monkeypatch, text, size=8):
+    """How many characters LiveMarkdown gives the renderer (Markdown, Pygments, bleach) for text streamed in
+    pieces of size, its final piece included; and the patches."""
+    import chatbot.render
+
+    counted, render = [0], chatbot.render._render
+
+    def counting(markdown_text):
+        counted[0] += len(markdown_text)
+        return render(markdown_text)
+
+    monkeypatch.setattr(chatbot.render, "_render", counting)
+    live = LiveMarkdown()
+    patches = [live.feed(text[start : start + size]) for start in range(0, len(text), size)]
+    patches.append(live.feed("", final=True))
+    return counted[0], [patch for patch in patches if patch is not None]
+
+
+@pytest.mark.parametrize("name", LONG)
+def test_a_long_reply_costs_work_in_proportion_to_its_length_whatever_it_holds(monkeypatch, name):
+    text = LONG[name]
+    assert len(text) > 8000
+    work, _ = rendered_characters(monkeypatch, text)
+    prose, _ = rendered_characters(monkeypatch, LONG["prose"])
+    # Prose renders each paragraph again as it grows: some 20 times its length in pieces of 8 characters.
+    assert work <= 25 * len(text) and work <= 2 * prose * len(text) / len(LONG["prose"])
+
+
+@pytest.mark.parametrize("name", LONG)
+def test_a_long_reply_ends_as_its_final_render(monkeypatch, name):
+    text = LONG[name] + ("```\n\nAfter the code.\n" if name == "code block" else "")
+    _, patches = rendered_characters(monkeypatch, text, size=7)
+    page = LivePage()
+    for patch in patches:
+        page.apply(through_sse(patch))
+    assert page.html == str(render_markdown(text))
+
+
+def plain_text(html):
+    """The text a page shows for html (its tags dropped, its character references read)."""
+    return "".join(html5lib.parseFragment(html, container="div", namespaceHTMLElements=False).itertext())
+
+
+def test_an_open_code_block_shows_each_line_as_it_comes_and_highlighted_when_it_closes():
+    text = "Here:\n\n```python\n" + "".join(f"value_{n} = '😀 <b>{n}</b>' & 𝔘\n" for n in range(120))
+    live, page, chooser = LiveMarkdown(), LivePage(), random.Random(3)
+    for piece in random_pieces(text, chooser):
+        patch = live.feed(piece)
+        if patch is not None:
+            page.apply(through_sse(patch))
+        shown, (_, _, code) = plain_text(page.html), live.text.partition("```python\n")
+        # Every character of the code so far is on the page (as text: the <b> stays text), in UTF-16 offsets.
+        assert code.rstrip("\n") in shown and forbidden(page.html) == []
+        assert "<b>" not in page.html
+    assert '<span class="n">value_0</span>' in page.html  # the first lines highlighted long before the end
+    page.apply(through_sse(live.feed("```\n")))
+    assert page.html == str(render_markdown(text + "```\n"))

@@ -190,7 +190,8 @@ def test_stop_reaches_the_job_with_no_stream_open(client, app):
     assert app.extensions["replies"].wait_for_jobs(5) == 0
     reply = stored_conversations(app)[0]["messages"][1]
     assert reply["status"] == "stopped" and reply["content"].startswith("word ")
-    assert [kind for kind, _ in finish_reply(client, cid, mid)] == ["final", "done"]
+    # The stream opens after the end: the reply as stored, the list and heading as stored, done.
+    assert [kind for kind, _ in finish_reply(client, cid, mid)] == ["final", "title", "done"]
 
 
 def test_regenerate_adds_a_new_version_of_the_reply_and_keeps_the_old(client, app):

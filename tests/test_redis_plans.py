@@ -174,7 +174,7 @@ def test_resume_works_while_a_reply_streams_and_after_its_log_was_compacted(depl
         app.extensions["live"].close()
     assert [name for name, _ in resumed] == ["final", "title", "done"]
     assert expected in resumed[0][1] and 'data-status="done"' in resumed[0][1]
-    assert [name for name, _ in afresh] == ["final", "done"] and expected in afresh[0][1]
+    assert [name for name, _ in afresh] == ["final", "title", "done"] and expected in afresh[0][1]
     assert stored_reply(data, cid, mid)["content"] == fake_model.text
 
 

@@ -47,3 +47,48 @@ def test_a_link_with_a_forbidden_scheme_is_no_link_even_when_digits_follow(markd
 def test_relative_and_allowed_links_are_kept():
     html = str(render_markdown("[r](/c/x) [m](mailto:a@b.org) [h](https://example.org/a:1)"))
     assert html.count("href=") == 3
+
+
+# href values as they stand in HTML (character references and all), and whether the rule keeps them.
+HREFS = {
+    "10:30": True,  # a relative URL: a scheme starts with a letter
+    "1:2": True,
+    "0javascript:alert(1)": True,
+    "./a:b": True,
+    "/c/x?at=10:30": True,
+    "#note:1": True,
+    "https://example.org/a:1": True,
+    "HTTPS://example.org": True,
+    "mailto:a@b.org": True,
+    "MailTo:a@b.org": True,
+    "javascript:alert(1)": False,
+    "JaVaScRiPt:1": False,
+    "java&#9;script:1": False,
+    "java&#10;script:1": False,
+    " javascript:1": False,
+    "&#1;javascript:1": False,
+    "&#14;javascript:1": False,
+    "javascript:1&#31;": False,
+    "&#106;avascript:1": False,
+    "javascript&#58;1": False,
+    "javascript&colon;1": False,
+    "data:text/html,x": False,
+    "DATA:1": False,
+    "vbscript:0": False,
+    "VBScript:msgbox(1)": False,
+    "x-custom+a.b:1": False,
+}
+
+
+@pytest.mark.parametrize("source", HREFS)
+def test_the_href_rule(source):
+    from html import unescape
+
+    from chatbot.render import allowed_href
+
+    assert allowed_href(unescape(source)) is HREFS[source]
+
+
+def test_a_link_to_a_relative_url_that_holds_a_colon_is_kept():
+    html = str(render_markdown("Meet at [the hall](10:30) tomorrow."))
+    assert '<a href="10:30" rel="nofollow noopener">the hall</a>' in html

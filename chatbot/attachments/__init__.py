@@ -25,12 +25,14 @@ SVG page renamed .png is refused rather than quietly read as text.
 from dataclasses import dataclass
 
 from . import images, pdfs
-from .base import DECODES, IMAGE, PDF, TEXT, Caps, Prepared, Refused, decoding, megabytes
+from .base import DECODES, IMAGE, PDF, TEXT, Caps, Prepared, Refused, decoding, over
 
 __all__ = ["DECODES", "IMAGE", "PDF", "TEXT", "Caps", "Prepared", "Received", "Refused", "model_text", "receive"]
 
 DEFAULT_CAPS = Caps()
-IMAGE_NAMES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".svg", ".ico", ".tif", ".tiff", ".avif", ".heic")
+# Names of raster images: a file so named must be an image by its bytes. Not .svg: an SVG is text (XML), and is
+# taken as text like HTML (only one renamed like a raster image, page.png, is refused).
+IMAGE_NAMES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".ico", ".tif", ".tiff", ".avif", ".heic")
 
 
 @dataclass
@@ -111,9 +113,8 @@ def receive(uploads, caps=DEFAULT_CAPS, message=""):
         raise Refused(f"A message may carry {caps.message_files} files at most; this one has {len(uploads)}.", 413)
     total = sum(len(data) for _, data in uploads)
     if total > caps.message_bytes:
-        raise Refused(
-            f"These files come to {megabytes(total)}; a message may carry {megabytes(caps.message_bytes)}.", 413
-        )
+        words = over(total, caps.message_bytes)
+        raise Refused(f"These files come to {words[0]}; a message may carry {words[1]}.", 413)
     files = [_received(name, data, caps) for name, data in uploads]
     texts = [model_text(upload.name, upload.text) for upload in files if upload.kind == TEXT]
     used = len("\n\n".join([*texts, message]))
@@ -132,7 +133,8 @@ def _received(name, data, caps):
     if not data:
         raise Refused(f"{name} is empty.")
     if len(data) > caps.file_bytes:
-        raise Refused(f"{name} is {megabytes(len(data))}; a file may be at most {megabytes(caps.file_bytes)}.", 413)
+        words = over(len(data), caps.file_bytes)
+        raise Refused(f"{name} is {words[0]}; a file may be at most {words[1]}.", 413)
     if images.sniff(name, data, caps) is not None:
         return Upload(IMAGE, name, data)
     if name.lower().endswith(IMAGE_NAMES):

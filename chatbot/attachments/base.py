@@ -80,8 +80,17 @@ class Prepared:
 
 
 def megabytes(count):
-    """A byte count in words: "10 MB", or "512 KB" under a megabyte."""
+    """A byte count in words: "10 MB", "512 KB" under a megabyte, "300 bytes" (or "1 byte") under a kilobyte."""
+    if count < 1024:
+        return f"{count} byte{'' if count == 1 else 's'}"
     return f"{count / MB:.0f} MB" if count >= MB else f"{count / 1024:.0f} KB"
+
+
+def over(count, limit):
+    """(count, limit) in words for a refusal: as megabytes() says them, or in bytes when rounding would make a
+    count just over the limit read as the limit ("10,485,761 bytes" and "10,485,760 bytes", not "10 MB" twice)."""
+    words = megabytes(count), megabytes(limit)
+    return words if words[0] != words[1] else (f"{count:,} bytes", f"{limit:,} bytes")
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 from PIL import Image, UnidentifiedImageError
 
-from .base import IMAGE, Prepared, Refused, megabytes
+from .base import IMAGE, Prepared, Refused, over
 
 FORMATS = ("GIF", "JPEG", "PNG", "WEBP")
 JPEG_QUALITY = 85
@@ -56,9 +56,10 @@ def _check(name, fmt, size, cost, caps):
             413,
         )
     if cost > caps.decode_bytes:
+        words = over(cost, caps.decode_bytes)
         raise Refused(
-            f"{name} would take {megabytes(cost)} of memory to open ({size[0]:,} × {size[1]:,} pixels, {fmt}); "
-            f"an image may take {megabytes(caps.decode_bytes)}. Send it smaller, or as a JPEG.",
+            f"{name} would take {words[0]} of memory to open ({size[0]:,} × {size[1]:,} pixels, {fmt}); "
+            f"an image may take {words[1]}. Send it smaller, or as a JPEG.",
             413,
         )
 

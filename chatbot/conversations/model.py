@@ -25,6 +25,7 @@ MAX_INSTRUCTIONS_CHARS = 4000
 PENDING, STREAMING, DONE, ERROR, STOPPED = "pending", "streaming", "done", "error", "stopped"
 INTERRUPTED = "interrupted"
 FINISHED = (DONE, ERROR, STOPPED, INTERRUPTED)
+_READ = (DONE, STOPPED, INTERRUPTED, STREAMING)  # the replies the model reads again (history_before)
 # A streaming reply's job saves its text every so often, which renews its lease; a lease older than
 # lease_seconds (REPLY_LEASE_SECONDS, config.py) belongs to a process that died: the reply reads as interrupted.
 INTERRUPTED_NOTE = "The reply was interrupted (the server restarted). What was generated is kept."
@@ -240,10 +241,12 @@ class Conversation:
         return path[-1].id if path else None
 
     def history_before(self, mid):
-        """The turns the model sees when answering message mid: its path's finished, non-empty ones."""
+        """The turns the model sees when answering message mid: its path's non-empty ones but failed replies. A
+        reply still streaming (the user sent while it was written) is there as far as it has come: the user
+        answered what they read. (build_prompt merges what is left of two turns of one role in a row.)"""
         turns = []
         for message in self.path_to(mid)[:-1]:
-            if message.role == "user" or (message.status in (DONE, STOPPED, INTERRUPTED) and message.content):
+            if message.role == "user" or (message.status in _READ and message.content):
                 turns.append({"role": message.role, "content": message.content})
                 if message.attachments:
                     turns[-1]["attachments"] = message.attachments
@@ -272,8 +275,14 @@ class Conversation:
 
     def add_exchange(self, text, model, after=None, attachments=None):
         """Add the user's text (with its files' references) below message `after` (the current leaf by default)
-        and its reply, streaming from now; the reply becomes the current leaf; return it."""
+        and its reply, streaming from now; the reply becomes the current leaf; return it.
+
+        A message follows a reply (or nothing); NotFound for a user message that is answered, or followed, already.
+        One that nothing follows is the leaf of a fork or a copy (made there, or whose empty reply was not copied).
+        """
         parent = self.message(after).id if after else self.leaf_id
+        if parent and self.message(parent).role == "user" and self.children(parent):
+            raise NotFound(parent)
         stamp = now()
         user = Message(
             id=new_id(), role="user", content=text, created_at=stamp, parent=parent, attachments=attachments or None
@@ -357,12 +366,18 @@ class Conversation:
         self.title, self.title_source = title, "auto"
         return True
 
-    def to_markdown(self):
-        """The conversation as shown (its current path) as a Markdown document, for export."""
+    def shown_path(self, leaf=None):
+        """The path a page shows: down to message leaf (the page's own, as its links name it), else the current
+        path. Share and export take the page's leaf: another tab, or a search result's ?m=, may show a branch
+        other than the stored one. NotFound when leaf is no message of this conversation."""
+        return self.path_to(leaf) if leaf else self.path
+
+    def to_markdown(self, leaf=None):
+        """The conversation as shown (the path down to leaf, or the current path) as a Markdown document."""
         lines = [f"# {self.display_title}", ""]
         if self.instructions:
             lines += ["**Instructions:**", "", self.instructions, ""]
-        for message in self.path:
+        for message in self.shown_path(leaf):
             speaker = "You" if message.role == "user" else f"Assistant ({message.model})"
             lines += [f"**{speaker}:**", "", message.content, ""]
         return "\n".join(lines)

@@ -46,9 +46,9 @@ class UploadBudget:
 
 
 def in_megabytes(size):
-    """size in words: "98 MB", "2.5 MB", "12 KB", "500 bytes"."""
+    """size in words: "98 MB", "2.5 MB", "12 KB", "500 bytes", "1 byte"."""
     if size < 1024:
-        return f"{size} bytes"
+        return f"{size} byte{'' if size == 1 else 's'}"
     if size < MEGABYTE:
         return f"{size / 1024:.0f} KB"
     return f"{size / MEGABYTE:.0f} MB" if size >= 10 * MEGABYTE else f"{size / MEGABYTE:.1f} MB"
@@ -81,8 +81,11 @@ def require_copy_room(uid, size, refused):
     if spent is not None:
         scope, left, retry_after = spent
         whose = "your" if scope == "upload-bytes" else "your network's"
+        copied, rest = in_megabytes(size), in_megabytes(left)
+        if copied == rest:  # rounded alike, though the copy is more: in bytes
+            copied, rest = f"{size:,} bytes", f"{left:,} bytes"
         raise Refused(
-            f"{refused}: it copies {in_megabytes(size)} of files, with {in_megabytes(left)} left of {whose} "
+            f"{refused}: it copies {copied} of files, with {rest} left of {whose} "
             "allowance of uploads today (copies of files count toward it, as uploads do). It renews within a day.",
             retry_after=retry_after,
         )

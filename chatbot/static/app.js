@@ -356,6 +356,16 @@
   var ALLOWED_ATTRIBUTES = { a: " href title rel ", abbr: " title ", code: " class ", div: " class ",
     span: " class ", th: " align ", td: " align ", ol: " start " };
 
+  // The rule for a link's href, the same in render.py (allowed_href), in the same words: read the URL as a
+  // browser does (ASCII tabs and line breaks dropped anywhere, then C0 controls and spaces dropped at either
+  // end); it is kept when it does not start with a scheme (a letter, then letters, digits, "+", "." or "-",
+  // then ":"), or when its scheme is http, https or mailto, in any case. So "10:30" is a relative URL, and kept.
+  function allowedHref(value) {
+    var url = value.replace(/[\t\n\r]/g, "").replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, "");
+    var scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url);
+    return !scheme || /^(https?|mailto)$/i.test(scheme[1]);
+  }
+
   function allowedHTML(html) {
     var template = document.createElement("template");
     template.innerHTML = html;
@@ -364,9 +374,8 @@
       var name = elements[i].localName, attributes = elements[i].attributes;
       if (ALLOWED_TAGS.indexOf(" " + name + " ") < 0) return null;
       for (var j = 0; j < attributes.length; j++) {
-        var url = attributes[j].value.replace(/[\x00-\x20]/g, ""); // as a browser reads a URL
         if ((ALLOWED_ATTRIBUTES[name] || "").indexOf(" " + attributes[j].name + " ") < 0) return null;
-        if (attributes[j].name === "href" && /^[^\/?#]*:/.test(url) && !/^(https?|mailto):/i.test(url)) return null;
+        if (attributes[j].name === "href" && !allowedHref(attributes[j].value)) return null;
       }
     }
     return template.content;
