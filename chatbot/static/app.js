@@ -183,13 +183,11 @@
     showPreviews(input);
   });
 
-  function delivered(xhr) {
-    return xhr.getResponseHeader("X-Reply-Stream"); // sent with the answer of a send that went through, only
-  }
-
   document.addEventListener("htmx:beforeSwap", function (event) {
     var detail = event.detail;
-    if (sending && detail.xhr === sending.xhr && !delivered(detail.xhr) && detail.target.id !== "composer-error") {
+    // X-Reply-Stream comes with the answer of a send that went through, and with no other.
+    if (sending && detail.xhr === sending.xhr && !detail.xhr.getResponseHeader("X-Reply-Stream") &&
+      detail.target.id !== "composer-error") {
       detail.shouldSwap = false; // an error page is no message: it goes nowhere near #messages
     }
   });
@@ -200,7 +198,7 @@
     // The sent form's own fields: a first message's answer has replaced that composer with the conversation's.
     var typed = sent.form.elements.text.value, old = sent.form.elements.files, text = composerText();
     sending = null;
-    if (!delivered(xhr)) {
+    if (!xhr.getResponseHeader("X-Reply-Stream")) {
       showPreviews(old);
       if (!xhr.status || event.detail.target.id !== "composer-error") {
         say("Your message was not sent (" + (xhr.status ? "error " + xhr.status : "nothing reached the server") +
@@ -261,7 +259,7 @@
     (input.held || []).forEach(function (file, index) {
       var item = element("li", "preview"), text = element("span", "preview-text");
       var remove = element("button", "preview-remove", "\u00d7");
-      remove.disabled = Boolean(sending && sending.files.indexOf(file) >= 0); // being posted
+      remove.disabled = !!sending && sending.files.indexOf(file) >= 0; // being posted
       if (isImage(file)) {
         var image = item.appendChild(element("img", ""));
         image.onload = image.onerror = function () { URL.revokeObjectURL(image.src); }; // shown, it is not needed
