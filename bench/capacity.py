@@ -17,6 +17,7 @@ from .live import MARKDOWN_REPLY, model_settings, pieces_of
 from .plans import deployment
 from .registry import Row, benchmark
 from .report import RESULTS, machine
+from .servers import cpu_seconds
 from .serving import rss_mb
 
 STREAMS = 100
@@ -133,13 +134,6 @@ def _requests(figures):
     requests, read, written = figures
     kinds = ", ".join(f"{count} {kind}" for kind, count in requests.items() if count)
     return f"{sum(requests.values())} ({kinds}; {read / 1024:.1f} KB read, {written / 1024:.1f} KB written)"
-
-
-def cpu_seconds(pid):
-    """The CPU time a process has used (user and system), in seconds."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime, stime in clock ticks (USER_HZ = 100 on Linux)
 
 
 def threads_of(pid):

@@ -7,7 +7,7 @@ from chatbot.storage.s3 import S3Store
 from support import FakeModelServer, HttpChat, assemble, new_bucket, read_events
 
 from .registry import Row, benchmark, median
-from .servers import bench_app, bench_gunicorn
+from .servers import bench_app, bench_gunicorn, cpu_seconds
 
 # A reply of the kind people ask for: prose, a list, code and a table, about 1,200 characters.
 MARKDOWN_REPLY = (
@@ -194,7 +194,6 @@ PROSE_REPLY = ("Some prose sentence that goes on for a while. " * 2 + "\n\n") * 
 @benchmark("livecpu")
 def live_cpu(servers):
     """A worker's CPU for a reply that is one long code block, against a prose reply of the same length."""
-    from .capacity import cpu_seconds
 
     with FakeModelServer(pieces=["x"], interval=0.02) as fake:
         with bench_gunicorn(**model_settings(fake)) as server:

@@ -69,3 +69,10 @@ def bench_gunicorn(**settings):
             **settings,
         }
     )
+
+
+def cpu_seconds(pid):
+    """The CPU time a process has used (user and system), in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime, stime in clock ticks (USER_HZ = 100 on Linux)
