@@ -7,15 +7,16 @@ from functools import cached_property
 from pathlib import Path
 
 from chatbot.conversations import new_id
-from chatbot.llm.local import LocalLLM, default_model_path
-from support import CHROMIUM, CHROMIUM_ARGS, CREDENTIALS, Gunicorn, LlamaServer, S3Server, build_app
+from support import CHROMIUM, CHROMIUM_ARGS, CREDENTIALS, FakeLLM, Gunicorn, S3Server, build_app
 
-# The local backend for apps whose model is never called (page weight, growth): it loads lazily, so never here.
-UNUSED_MODEL = LocalLLM()
+# A FAKE model for the apps whose figures leave the model out (growth, send, branches): its replies are done at
+# once. It was the local model, "never called": but every send starts a reply, and the sends' replies kept
+# llama.cpp busy on both cores through the benchmarks that came after (page views a second among them).
+NO_MODEL = FakeLLM()
 
 
 class Servers:
-    """What benchmarks need, started lazily: moto's S3 server, llama.cpp's server, Chromium."""
+    """What benchmarks need, started lazily: moto's S3 server, Chromium."""
 
     def __init__(self):
         self._stack = ExitStack()
@@ -28,12 +29,6 @@ class Servers:
         self._stack.callback(server.stop)
         os.environ["AWS_ENDPOINT_URL"] = server.url
         return server
-
-    @cached_property
-    def llama_url(self):
-        """The base URL of llama.cpp's server running SmolLM2, on one thread: the other core is left to the
-        browser and the app, which otherwise wait for the model's threads and get its tokens late, in bursts."""
-        return self._stack.enter_context(LlamaServer(default_model_path(), threads=1)).url
 
     @cached_property
     def browser(self):
@@ -51,11 +46,11 @@ class Servers:
 
 
 def bench_app(**settings):
-    """An app over a fresh folder store (or settings' STORAGE_URL) whose model is never run."""
+    """An app over a fresh folder store (or settings' STORAGE_URL) whose replies come from a fake at once."""
     # The benchmarks send far faster than a person: rate limits off (RATELIMIT_ENABLED, README "Security").
     if isinstance(settings.get("CHATBOT_MODELS"), str):  # written for gunicorn's environment: a list here
         settings["CHATBOT_MODELS"] = settings["CHATBOT_MODELS"].split(",")
-    return build_app(Path(tempfile.mkdtemp()), UNUSED_MODEL, **{"RATELIMIT_ENABLED": False, **settings})
+    return build_app(Path(tempfile.mkdtemp()), NO_MODEL, **{"RATELIMIT_ENABLED": False, **settings})
 
 
 def bench_gunicorn(**settings):
