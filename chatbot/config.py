@@ -10,11 +10,13 @@ DEFAULT_HF_MODELS = (
     "meta-llama/Llama-3.1-8B-Instruct",
     "Qwen/Qwen2.5-7B-Instruct",
     "mistralai/Mistral-7B-Instruct-v0.3",
-    "Qwen/Qwen2.5-VL-7B-Instruct",  # sees images (its Hub pipeline_tag is image-text-to-text)
+    # Sees images (its Hub pipeline_tag is image-text-to-text): Inference Providers' own documentation shows
+    # it as the example of a chat completion with an image (Nebius). Not checked live here (no internet).
+    "google/gemma-3-27b-it",
 )
 # The default list's models that see images, when VISION_MODELS is not set; the Hub's answer adds others
 # (chatbot/llm/served.py, once per process in the background).
-DEFAULT_VISION_MODELS = ("Qwen/Qwen2.5-VL-7B-Instruct",)
+DEFAULT_VISION_MODELS = ("google/gemma-3-27b-it",)
 
 
 # How replies are generated unless the environment says otherwise (the one place these numbers live).
