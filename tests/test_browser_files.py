@@ -5,6 +5,7 @@ it in the browser's cache for an hour). The model is a FAKE (FakeLLM): what is t
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from support import FakeLLM, LiveServer, build_app, close_page, open_page
 from support.files import png
@@ -41,8 +42,8 @@ def test_an_image_opened_full_size_logs_no_console_error(browser, server):
     _, url = send_image(page, server)
     response = page.goto(server.url + url)
     assert response.status == 200 and response.headers["content-security-policy"].endswith("; sandbox")
-    page.wait_for_function("document.images.length && document.images[0].complete")
-    assert page.evaluate("document.images[0].naturalWidth") == 64
+    # A locator's wait, not wait_for_function's string: that is compiled in the page, which a CSP may refuse.
+    expect(page.locator("img")).to_have_js_property("naturalWidth", 64)
     close_page(page)  # fails on any console error (3 CSP errors before: the viewer's inline styles)
 
 
@@ -50,7 +51,7 @@ def test_after_its_conversation_is_deleted_the_browser_no_longer_shows_the_image
     page = open_page(browser, server.url + "/new")
     cid, url = send_image(page, server)
     page.goto(f"{server.url}/c/{cid}")
-    page.wait_for_function(f"document.querySelector('img[src=\"{url}\"]')?.naturalWidth === 64")
+    expect(page.locator(f'img[src="{url}"]')).to_have_js_property("naturalWidth", 64)
     assert page.evaluate(SHOWS, url) == 64  # shown, and in the browser's cache
 
     assert page.request.post(f"{server.url}/sidebar/{cid}/delete").ok
