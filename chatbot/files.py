@@ -15,7 +15,7 @@ from . import attachments, filestore, keys, limits
 from .attachments import IMAGE
 from .conversations import is_valid_id
 from .identity import current_uid, user_required
-from .llm import get_llm
+from .llm import get_llm, seeing_models, unavailable_models
 from .storage import get_store, read_json
 
 SERVED_TYPES = {"image/jpeg", "image/png", "application/pdf", "text/plain"}
@@ -135,9 +135,9 @@ def read_uploads(model, text):
     config = current_app.config
     uploads = [(upload.filename, upload.read()) for upload in request.files.getlist("files") if upload.filename]
     received = attachments.receive(uploads, attachments.Caps.from_config(config), text)
-    sees_images = get_llm().seeing_models(config["VISION_MODELS"])  # never waits for the Hub (llm/base.py)
+    sees_images = seeing_models()  # never waits for the Hub (llm/base.py)
     if received.has_images and model not in sees_images:
-        unavailable = get_llm().unavailable_models()  # not suggested: the picker disables them
+        unavailable = unavailable_models()  # not suggested: the picker disables them
         seeing = [name for name in get_llm().models if name in sees_images and name not in unavailable]
         pick = f"Pick one that can ({', '.join(seeing)})" if seeing else "No model here can"
         raise attachments.Refused(f"{model} cannot see images. {pick}, or send the message without the image.")

@@ -16,7 +16,8 @@ def form_text(name):
 
 
 def length(text):
-    """text's length as the browser's maxlength counts it: UTF-16 code units (two for an emoji)."""
+    """text's length as the browser counts it (maxlength, a string's length and slice()): UTF-16 code units,
+    two for an emoji. Live Markdown patches (render.py) are measured in it too."""
     return len(text) + sum(1 for character in text if ord(character) > 0xFFFF)
 
 

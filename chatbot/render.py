@@ -11,6 +11,8 @@ from bleach.linkifier import LinkifyFilter
 from markupsafe import Markup
 from pygments.token import STANDARD_TYPES
 
+from .lengths import length  # in UTF-16 code units, as JavaScript counts
+
 EXTENSIONS = ["pymdownx.highlight", "pymdownx.superfences", "tables", "sane_lists"]
 EXTENSION_CONFIGS = {
     # Pygments classes (styled by static/pygments.css); the fence's language is kept as a class.
@@ -285,7 +287,7 @@ class LiveMarkdown:
         if commit == 0 and keep == len(self.tail_html) == len(new):
             return None
         self.tail_html = new[commit:]
-        return f"{utf16_length(new[:keep])}\n{utf16_length(new[:commit])}\n{new[keep:]}"
+        return f"{length(new[:keep])}\n{length(new[:commit])}\n{new[keep:]}"
 
     def _plain_lines(self):
         """The tail's HTML with the open code block's new lines added as plain text; None when the block
@@ -331,8 +333,3 @@ class LiveMarkdown:
         before, after = block[:where], block[where + empty :]
         self.code = [fence, self.committed + cut, cut - opened, before, after]
         return before + _plain(tail_text[cut:]) + after
-
-
-def utf16_length(text):
-    """How many UTF-16 code units text is: the length JavaScript gives the same string."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2

@@ -7,10 +7,9 @@ else, and may copy it into their own conversations to go on with it.
 Everything here is a link or a form, so it all works without JavaScript.
 """
 
-from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
 from . import filestore, keys, limits
-from .conversations import is_valid_id
 from .files import file_response
 from .identity import current_conversations, current_uid, user_required
 from .shares import Shares, read_snapshot, shared_file
@@ -85,11 +84,9 @@ def snapshot(sid):
 def file(sid, fid):
     """A file the snapshot shows, for anyone with the link, served as files.py serves one to its owner (a
     revoked link's files are a 404 at once: the browser asks each time)."""
-    if not is_valid_id(fid):
-        abort(404)
     store = get_store()
-    reference = shared_file(read_snapshot(store, sid), fid)  # revoked, or not a file of this snapshot: 404
-    response = file_response(store, keys.share_file(sid, fid), reference, fid)
+    about = shared_file(store, sid, fid)  # revoked, or not a file of this snapshot: 404
+    response = file_response(store, keys.share_file(sid, fid), about, fid)
     response.headers["X-Robots-Tag"] = "noindex"
     return response
 

@@ -21,7 +21,7 @@ import re
 import secrets
 
 from . import filestore, keys
-from .conversations import CapReached, NotFound, now
+from .conversations import CapReached, NotFound, is_valid_id, now
 from .storage import read_json, update_json
 
 SHARE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
@@ -53,13 +53,15 @@ def read_snapshot(store, sid):
     return document
 
 
-def shared_file(snapshot, fid):
-    """The reference of file fid as snapshot shows it, or NotFound (no such file in this snapshot)."""
-    for message in snapshot.get("messages", []):
-        for reference in message.get("attachments") or []:
-            if reference.get("id") == fid:
-                return reference
-    raise NotFound(fid)
+def shared_file(store, sid, fid):
+    """What file fid of snapshot sid is ({name, type, kind}, its copy's own record: a file's request reads that,
+    not the whole snapshot), or NotFound (not a file of this snapshot, or the link was revoked)."""
+    if not (is_share_id(sid) and is_valid_id(fid)):
+        raise NotFound(fid)
+    about, _ = read_json(store, keys.share_file_about(sid, fid))
+    if about is None:
+        raise NotFound(fid)
+    return about
 
 
 def snapshot_of(conversation, sid, uid, leaf=None):
@@ -182,10 +184,10 @@ class Shares:
         return len(entries)
 
     def _delete_snapshot(self, sid):
-        """The snapshot first (its files answer 404 from then on), then the copies of its files."""
-        self.store.delete(_share_key(sid))
+        """The copies of its files first (each answers 404 once its record is gone), then the snapshot."""
         for key in list(self.store.keys(keys.share_files(sid))):
             self.store.delete(key)
+        self.store.delete(_share_key(sid))
 
 
 def _exists(conversations, cid):

@@ -386,11 +386,6 @@ class Conversation:
         """The first thing the user said on message mid's path, or an empty string."""
         return next((message.content for message in self.path_to(mid) if message.role == "user"), "")
 
-    @property
-    def first_user_text(self):
-        """The first thing the user said on the path shown, or an empty string."""
-        return next((message.content for message in self.path if message.role == "user"), "")
-
     def index_entry(self):
         """The summary the sidebar lists."""
         return {"id": self.id, "title": self.title, "updated_at": self.updated_at, "model": self.model}
