@@ -48,8 +48,9 @@ def unlogged(kind, data=""):
     return frame(SSE_NAMES[kind], data)
 
 
-def render(event, conversations, cid, mid):
-    """The HTML an event shows, for this reader's session; reads storage for final and title."""
+def render(event, conversations, cid, mid, conversation=None):
+    """The HTML an event shows, for this reader's session; final and title show the conversation as stored
+    (read here unless the caller has it)."""
     kind = event["kind"]
     if kind == RENDER:
         return event["patch"]  # sanitised HTML already (bleach, in the job)
@@ -60,12 +61,12 @@ def render(event, conversations, cid, mid):
             # Storage failed at the end: say so in the bubble; the job kept nothing newer to show.
             message = Message(id=mid, role="assistant", content="", created_at="", status=ERROR, error=event["unsaved"])
             return render_message(message, cid)
-        conversation = conversations.get(cid)
+        conversation = conversation or conversations.get(cid)
         return render_message(conversation.message(mid), cid, conversation)
     if kind == TITLE:
         return render_template(
             "responses/title_update.html",
-            conversation=conversations.get(cid),
+            conversation=conversation or conversations.get(cid),
             entries=conversations.index_page(),
             current_id=cid,
         )
@@ -82,6 +83,6 @@ def render_message(message, cid, conversation=None):
     )
 
 
-def to_sse(event_id, event, conversations, cid, mid):
-    """The Server-Sent Event for a logged event."""
-    return frame(SSE_NAMES[event["kind"]], render(event, conversations, cid, mid), event_id)
+def to_sse(event_id, event, conversations, cid, mid, conversation=None):
+    """The Server-Sent Event for a logged event (conversation: as stored, when the caller has read it)."""
+    return frame(SSE_NAMES[event["kind"]], render(event, conversations, cid, mid, conversation), event_id)

@@ -146,14 +146,16 @@ def _follow(conversations, cid, mid, after):
 
 def _ended_elsewhere(conversations, cid, mid, after):
     """When the log is silent: the reply's end from storage, marking it interrupted if its job died."""
-    message, lease_seconds = conversations.get(cid).reply(mid), current_app.config["REPLY_LEASE_SECONDS"]
+    conversation, lease_seconds = conversations.get(cid), current_app.config["REPLY_LEASE_SECONDS"]
+    message = conversation.reply(mid)
     if not message.finished:
         if message.is_running(lease_seconds):
             return None
-        conversations.interrupt_dead_replies(cid, lease_seconds)  # its job died: say so now, and let Retry work
+        # Its job died: say so now, and let Retry work.
+        conversation = conversations.interrupt_dead_replies(cid, lease_seconds)
     elif _log_goes_on(cid, mid, after):
         return None
-    return _the_end(conversations, cid, mid)
+    return _the_end(conversations, cid, mid, conversation)
 
 
 def _log_goes_on(cid, mid, after):
@@ -172,10 +174,14 @@ def _log_goes_on(cid, mid, after):
     return event["kind"] != events.DONE and age < current_app.config["FINISHED_QUIET_SECONDS"]
 
 
-def _the_end(conversations, cid, mid):
+def _the_end(conversations, cid, mid, conversation=None):
     """The reply as stored, the conversation list and heading as stored, then done: for a stream with nothing to
     follow. The list and heading are what the log's sidebar and title events showed, which this stream did not
-    see when it opened after the reply's end (a quick reply done before the page connected)."""
-    return [events.to_sse(None, {"kind": kind}, conversations, cid, mid) for kind in (events.FINAL, events.TITLE)] + [
-        events.unlogged(events.DONE)
+    see when it opened after the reply's end (a quick reply done before the page connected). The conversation
+    is read once for both (unless the caller has it)."""
+    conversation = conversation or conversations.get(cid)
+    ends = [
+        events.to_sse(None, {"kind": kind}, conversations, cid, mid, conversation)
+        for kind in (events.FINAL, events.TITLE)
     ]
+    return ends + [events.unlogged(events.DONE)]
