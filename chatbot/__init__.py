@@ -32,10 +32,12 @@ def create_app(test_config=None):
     os.makedirs(app.instance_path, exist_ok=True)
     logs.init_app(app)  # one JSON line per request (LOG_FORMAT=text for readable lines)
 
+    from .attachments.base import megabytes
     from .render import render_markdown
 
     app.add_template_filter(render_markdown, "markdown")
     app.add_template_filter(display_title)
+    app.add_template_filter(megabytes)  # a file's size, as the composer's previews say it
     app.jinja_env.globals["max_title_chars"] = MAX_TITLE_CHARS
     csrf.init_app(app)
     storage.init_app(app)

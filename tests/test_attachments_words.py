@@ -8,7 +8,6 @@ import pytest
 
 from chatbot.attachments import TEXT, Caps, Refused, prepare, receive
 from chatbot.attachments.base import MB, megabytes
-from chatbot.limits.uploads import in_megabytes
 from chatbot.llm import ModelStatus
 from support import HTMX, FakeLLM, FakeModelServer, finished_conversation
 from support.files import photo_with_gps
@@ -41,7 +40,7 @@ def test_a_file_just_over_the_cap_is_said_in_bytes():
 
 def test_one_byte_is_one_byte():
     assert megabytes(1) == "1 byte" and megabytes(2) == "2 bytes" and megabytes(0) == "0 bytes"
-    assert in_megabytes(1) == "1 byte" and in_megabytes(500) == "500 bytes"
+    assert megabytes(1) == "1 byte" and megabytes(500) == "500 bytes"
 
 
 def test_a_one_byte_file_is_shown_as_1_byte(make_app):

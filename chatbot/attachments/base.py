@@ -80,10 +80,13 @@ class Prepared:
 
 
 def megabytes(count):
-    """A byte count in words: "10 MB", "512 KB" under a megabyte, "300 bytes" (or "1 byte") under a kilobyte."""
+    """A byte count in words, as the composer's previews (app.js size()) and a sent message's files say it:
+    "10 MB", "2.5 MB", "512 KB" (rounded up) under a megabyte, "300 bytes" (or "1 byte") under a kilobyte."""
     if count < 1024:
         return f"{count} byte{'' if count == 1 else 's'}"
-    return f"{count / MB:.0f} MB" if count >= MB else f"{count / 1024:.0f} KB"
+    if count < MB:
+        return f"{-(-count // 1024)} KB"
+    return f"{count / MB:.1f}".removesuffix(".0") + " MB"
 
 
 def over(count, limit):

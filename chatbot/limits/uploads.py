@@ -13,10 +13,9 @@ import time
 from flask import current_app
 from limits import parse
 
+from ..attachments.base import over
 from .answers import Refused
 from .rates import client_ip, limiter
-
-MEGABYTE = 1024 * 1024
 
 
 class UploadBudget:
@@ -43,15 +42,6 @@ class UploadBudget:
         for scope, who in budgets:
             strategy.hit(self._items[scope], scope, who, cost=size)
         return None
-
-
-def in_megabytes(size):
-    """size in words: "98 MB", "2.5 MB", "12 KB", "500 bytes", "1 byte"."""
-    if size < 1024:
-        return f"{size} byte{'' if size == 1 else 's'}"
-    if size < MEGABYTE:
-        return f"{size / 1024:.0f} KB"
-    return f"{size / MEGABYTE:.0f} MB" if size >= 10 * MEGABYTE else f"{size / MEGABYTE:.1f} MB"
 
 
 def _take(uid, size):
@@ -81,9 +71,7 @@ def require_copy_room(uid, size, refused):
     if spent is not None:
         scope, left, retry_after = spent
         whose = "your" if scope == "upload-bytes" else "your network's"
-        copied, rest = in_megabytes(size), in_megabytes(left)
-        if copied == rest:  # rounded alike, though the copy is more: in bytes
-            copied, rest = f"{size:,} bytes", f"{left:,} bytes"
+        copied, rest = over(size, left)
         raise Refused(
             f"{refused}: it copies {copied} of files, with {rest} left of {whose} "
             "allowance of uploads today (copies of files count toward it, as uploads do). It renews within a day.",
