@@ -43,8 +43,8 @@ class Settings:
             context_chars=config["CONTEXT_CHARS"],
             system_prompt=config["SYSTEM_PROMPT"],
             seed=config.get("LLM_SEED"),
-            vision_models=tuple(config.get("VISION_MODELS") or ()),
-            images=config.get("ATTACHMENT_MESSAGE_FILES", 4),
+            vision_models=tuple(config["VISION_MODELS"]),
+            images=config["ATTACHMENT_MESSAGE_FILES"],
         )
 
     def params(self):
